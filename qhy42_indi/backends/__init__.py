@@ -1,0 +1,1 @@
+"""Camera hardware access: the CameraBackend interface and its implementations."""

@@ -1,0 +1,1 @@
+"""asyncio adapters that move INDI bytes between transports (TCP, stdio) and the hub."""

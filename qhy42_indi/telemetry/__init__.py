@@ -1,0 +1,1 @@
+"""Telemetry outlets (MQTT)."""
