@@ -1,0 +1,122 @@
+"""A device made of skeleton-declared properties, with one handler per property.
+
+It keeps the property vectors, which of them are defined right now (and in what order), and
+dispatches a client's newXXXVector: the vector checks perm, members, limits and the switch
+rule; then the property's handler acts, or, without one, the values are stored and echoed
+with Ok. Everything the device says goes through `publish`, bound by the hub. The QHY42PRO
+behaviour lives in device.py; this module knows nothing about cameras.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+
+from qhy42_indi.indi.messages import (
+    DefVector,
+    DelProperty,
+    IndiMessage,
+    Message,
+    NewVector,
+    Perm,
+    PropertyState,
+)
+from qhy42_indi.indi.properties import InvalidInput, PropertyVector, Value
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[PropertyVector, dict[str, Value], NewVector], Awaitable[None]]
+
+
+def _no_publisher(message: IndiMessage) -> None:
+    log.debug("no hub bound yet: dropped %s", type(message).__name__)
+
+
+class PropertyDevice:
+    def __init__(self, name: str, vectors: Iterable[PropertyVector]) -> None:
+        self._name = name
+        self.props: dict[str, PropertyVector] = {}
+        for vector in vectors:
+            if vector.name in self.props:
+                raise ValueError(f"property {vector.name} declared twice")
+            self.props[vector.name] = vector
+        self.defined: dict[str, None] = {}  # an ordered set: definition order matters to KStars
+        self.handlers: dict[str, Handler] = {}
+        self.publish: Callable[[IndiMessage], None] = _no_publisher
+        # One client command at a time: handlers see a consistent device.
+        self._command_lock = asyncio.Lock()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def bind(self, publish: Callable[[IndiMessage], None]) -> None:
+        self.publish = publish
+
+    # ---- what clients see -----------------------------------------------------------------
+
+    def definitions(self, name: str | None = None) -> list[DefVector]:
+        names = [n for n in self.defined if name is None or n == name]
+        return [self.props[n].definition(self._name) for n in names]
+
+    def define(self, names: Iterable[str]) -> None:
+        for name in names:
+            if name not in self.defined:
+                self.defined[name] = None
+                self.publish(self.props[name].definition(self._name))
+
+    def delete(self, names: Iterable[str]) -> None:
+        for name in names:
+            if name in self.defined:
+                del self.defined[name]
+                self.publish(DelProperty(device=self._name, name=name))
+
+    def update(
+        self,
+        name: str,
+        state: PropertyState | None = None,
+        message: str | None = None,
+        *,
+        with_limits: bool = False,
+    ) -> None:
+        """Publish a property's current values (after setting its state, if given)."""
+        vector = self.props[name]
+        if state is not None:
+            vector.state = state
+        if name in self.defined:
+            self.publish(vector.update(self._name, message, with_limits=with_limits))
+
+    def alert(self, name: str, text: str) -> None:
+        log.warning("%s %s: %s", self._name, name, text)
+        self.update(name, PropertyState.ALERT, f"[ERROR] {text}")
+
+    def say(self, text: str, level: str = "INFO") -> None:
+        log.info("%s: %s", self._name, text)
+        self.publish(Message(device=self._name, message=f"[{level}] {text}"))
+
+    # ---- client commands -----------------------------------------------------------------
+
+    async def handle_new(self, message: NewVector) -> None:
+        vector = self.props.get(message.name)
+        if vector is None or message.name not in self.defined:
+            log.info("%s: property %s is not defined", self._name, message.name)
+            return
+        async with self._command_lock:
+            try:
+                proposed = vector.propose(message)
+            except InvalidInput as refusal:
+                if vector.perm is Perm.RO:
+                    self.say(str(refusal), "WARNING")
+                else:
+                    self.alert(message.name, str(refusal))
+                return
+            handler = self.handlers.get(message.name, self.store_and_echo)
+            await handler(vector, proposed, message)
+
+    async def store_and_echo(
+        self, vector: PropertyVector, proposed: dict[str, Value], message: NewVector
+    ) -> None:
+        """The default handler: keep the values, report Ok."""
+        vector.set_values(proposed)
+        self.update(vector.name, PropertyState.OK)

@@ -1,0 +1,48 @@
+"""A client session over any byte stream: read, parse, hand to the hub; write from the queue.
+
+TCP and stdio both end up here, so every transport behaves the same: garbage is logged and
+skipped without closing the connection (as indiserver does), and end of input closes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from qhy42_indi.indi.messages import ParseProblem
+from qhy42_indi.indi.parser import IndiParser
+from qhy42_indi.server.connection import Connection
+from qhy42_indi.server.hub import Hub
+
+log = logging.getLogger(__name__)
+
+# What one read may return; indiserver reads 48 KiB at a time.
+READ_BYTES = 64 * 1024
+
+
+async def run_session(hub: Hub, reader: asyncio.StreamReader, connection: Connection) -> None:
+    """Serve one client until it disconnects or is dropped."""
+    parser = IndiParser()
+    hub.attach(connection)
+    writer_task = asyncio.create_task(connection.run_writer(), name=f"writer {connection.peer}")
+    log.info("client %s connected", connection.peer)
+    try:
+        while not connection.closed:
+            data = await reader.read(READ_BYTES)
+            if not data:
+                break
+            for item in parser.feed(data):
+                if isinstance(item, ParseProblem):
+                    log.warning("client %s: skipped input: %s %r", connection.peer,
+                                item.reason, item.excerpt)
+                    continue
+                await hub.handle(connection, item)
+    except (ConnectionError, OSError) as error:
+        log.info("client %s: read failed: %s", connection.peer, error)
+    finally:
+        hub.detach(connection)
+        writer_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer_task
+        log.info("client %s disconnected", connection.peer)
