@@ -47,14 +47,14 @@ def queue_limits(config: Config) -> QueueLimits:
 
 async def serve_tcp(config: Config) -> None:
     hub = build_hub(config)
-    server = await start_tcp_server(
+    listener = await start_tcp_server(
         hub, config.server.host, config.server.port, queue_limits(config)
     )
-    async with server:
+    try:
         await _until_signalled()
-    log.info("stopping")
-    for connection in list(hub.connections):
-        hub.detach(connection)
+    finally:
+        log.info("stopping")
+        await listener.close()
 
 
 async def serve_stdio(config: Config) -> None:

@@ -23,6 +23,7 @@ from qhy42_indi.indi.messages import (
     PropertyState,
 )
 from qhy42_indi.indi.properties import InvalidInput, PropertyVector, Value
+from qhy42_indi.indi.values import timestamp_now
 
 log = logging.getLogger(__name__)
 
@@ -58,19 +59,20 @@ class PropertyDevice:
 
     def definitions(self, name: str | None = None) -> list[DefVector]:
         names = [n for n in self.defined if name is None or n == name]
-        return [self.props[n].definition(self._name) for n in names]
+        now = timestamp_now()
+        return [self.props[n].definition(self._name, now) for n in names]
 
     def define(self, names: Iterable[str]) -> None:
         for name in names:
             if name not in self.defined:
                 self.defined[name] = None
-                self.publish(self.props[name].definition(self._name))
+                self.publish(self.props[name].definition(self._name, timestamp_now()))
 
     def delete(self, names: Iterable[str]) -> None:
         for name in names:
             if name in self.defined:
                 del self.defined[name]
-                self.publish(DelProperty(device=self._name, name=name))
+                self.publish(DelProperty(device=self._name, name=name, timestamp=timestamp_now()))
 
     def update(
         self,
@@ -85,7 +87,11 @@ class PropertyDevice:
         if state is not None:
             vector.state = state
         if name in self.defined:
-            self.publish(vector.update(self._name, message, with_limits=with_limits))
+            self.publish(
+                vector.update(
+                    self._name, message, with_limits=with_limits, timestamp=timestamp_now()
+                )
+            )
 
     def alert(self, name: str, text: str) -> None:
         log.warning("%s %s: %s", self._name, name, text)
@@ -93,7 +99,9 @@ class PropertyDevice:
 
     def say(self, text: str, level: str = "INFO") -> None:
         log.info("%s: %s", self._name, text)
-        self.publish(Message(device=self._name, message=f"[{level}] {text}"))
+        self.publish(
+            Message(device=self._name, message=f"[{level}] {text}", timestamp=timestamp_now())
+        )
 
     # ---- client commands -----------------------------------------------------------------
 

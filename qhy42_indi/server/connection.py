@@ -2,11 +2,11 @@
 
 Messages reach a connection already encoded (`Outgoing`), once for all connections; the
 connection only decides whether this client gets it and queues references to the same
-buffers. A writer task drains the queue into the transport with flow control, so a slow
-client fills its own queue and nobody else's. Past `drop_stream_bytes` behind, stream frames
-are dropped for this client; past `max_behind_bytes` it is disconnected, as indiserver does
-with -d and -m (reference indi-protocol.md 2.5). Science frames are never dropped for a client
-that stays connected.
+buffers. A writer task hands them to the stream, which sends straight from those buffers, so
+a slow client fills its own queue and nobody else's. Past `drop_stream_bytes` behind, stream
+frames are dropped for this client; past `max_behind_bytes` it is disconnected, as indiserver
+does with -d and -m (reference indi-protocol.md 2.5). Science frames are never dropped for a
+client that stays connected.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import logging
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from qhy42_indi.indi.blobpolicy import BlobPolicy
 from qhy42_indi.indi.encoder import encode_chunks
@@ -29,18 +28,18 @@ from qhy42_indi.indi.messages import (
     SetVector,
     VectorKind,
 )
+from qhy42_indi.server.streams import ByteStream
 
 log = logging.getLogger(__name__)
-
-# Large BLOB payloads are handed to the transport in slices so that its own buffer (which
-# copies what the socket does not take at once) stays small per client.
-WRITE_SLICE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
 class QueueLimits:
     drop_stream_bytes: int | None = 5 * 1024 * 1024
     max_behind_bytes: int | None = 128 * 1024 * 1024
+
+
+DEFAULT_LIMITS = QueueLimits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,17 +80,6 @@ def _address(message: IndiMessage) -> tuple[str | None, str | None]:
     return None, None
 
 
-class Transport(Protocol):
-    """What a connection writes to: an asyncio StreamWriter or anything shaped like one."""
-
-    def write(self, data: bytes | bytearray | memoryview) -> None: ...
-    async def drain(self) -> None: ...
-    def close(self) -> None: ...
-    def is_closing(self) -> bool: ...
-    @property
-    def transport(self) -> asyncio.WriteTransport: ...
-
-
 @dataclass
 class Interest:
     """Which devices and properties this client asked about (indiserver's findDevice)."""
@@ -120,8 +108,8 @@ class Connection:
     def __init__(
         self,
         peer: str,
-        writer: Transport,
-        limits: QueueLimits = QueueLimits(),
+        stream: ByteStream,
+        limits: QueueLimits = DEFAULT_LIMITS,
         *,
         read_only: bool = False,
     ) -> None:
@@ -130,24 +118,22 @@ class Connection:
         self.blob_policy = BlobPolicy()
         self.interest = Interest()
         self.frames_dropped = 0
-        self._writer = writer
+        self._stream = stream
         self._limits = limits
         self._queue: deque[Outgoing] = deque()
         self._queued_bytes = 0
+        self._in_flight_bytes = 0
         self._wakeup = asyncio.Event()
         self._closed = False
+        self._writing = True
 
     @property
     def closed(self) -> bool:
         return self._closed
 
     def bytes_behind(self) -> int:
-        """What this client has yet to read: our queue plus the transport's own buffer."""
-        try:
-            buffered = self._writer.transport.get_write_buffer_size()
-        except (AttributeError, RuntimeError):
-            buffered = 0
-        return self._queued_bytes + buffered
+        """What this client has yet to take: the queue and the message being sent."""
+        return self._queued_bytes + self._in_flight_bytes
 
     def wants(self, out: Outgoing) -> bool:
         if not self.interest.covers(out.device, out.name):
@@ -166,11 +152,11 @@ class Connection:
 
     def send(self, out: Outgoing) -> None:
         """Queue a message for this client regardless of interest (replies, its own defs)."""
-        if self._closed:
+        if self._closed or not self._writing:
             return
         behind = self.bytes_behind()
         limit = self._limits.max_behind_bytes
-        if limit is not None and behind + out.nbytes > limit and behind > 0:
+        if limit is not None and behind > 0 and behind + out.nbytes > limit:
             log.warning("client %s is %d bytes behind: disconnecting it", self.peer, behind)
             self.close()
             return
@@ -187,7 +173,7 @@ class Connection:
             self.send(Outgoing.of(message))
 
     async def run_writer(self) -> None:
-        """Drain the queue into the transport until the connection closes."""
+        """Send queued messages until the connection closes or the client stops taking them."""
         try:
             while not self._closed:
                 if not self._queue:
@@ -196,26 +182,23 @@ class Connection:
                     continue
                 out = self._queue.popleft()
                 self._queued_bytes -= out.nbytes
-                await self._write(out)
-        except (ConnectionError, OSError) as error:
+                self._in_flight_bytes = out.nbytes
+                for chunk in out.chunks:
+                    await self._stream.send(chunk)
+                self._in_flight_bytes = 0
+        except OSError as error:
+            # Stop writing but keep the read side: what the client sent before it left
+            # (indi_setprop sends and hangs up) is still read and acted on.
             log.info("client %s: write failed: %s", self.peer, error)
-        finally:
-            self.close()
-
-    async def _write(self, out: Outgoing) -> None:
-        for chunk in out.chunks:
-            view = memoryview(chunk)
-            for start in range(0, len(view), WRITE_SLICE_BYTES):
-                self._writer.write(view[start : start + WRITE_SLICE_BYTES])
-                await self._writer.drain()
-        await self._writer.drain()
+            self._writing = False
+            self._queue.clear()
+            self._queued_bytes = self._in_flight_bytes = 0
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         self._queue.clear()
-        self._queued_bytes = 0
+        self._queued_bytes = self._in_flight_bytes = 0
         self._wakeup.set()
-        if not self._writer.is_closing():
-            self._writer.close()
+        self._stream.close()

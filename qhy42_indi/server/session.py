@@ -1,7 +1,8 @@
 """A client session over any byte stream: read, parse, hand to the hub; write from the queue.
 
-TCP and stdio both end up here, so every transport behaves the same: garbage is logged and
-skipped without closing the connection (as indiserver does), and end of input closes it.
+TCP, Unix sockets and stdio all end up here, so every transport behaves the same: garbage is
+logged and skipped without closing the connection (as indiserver does), and end of input
+closes it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from qhy42_indi.indi.messages import ParseProblem
 from qhy42_indi.indi.parser import IndiParser
 from qhy42_indi.server.connection import Connection
 from qhy42_indi.server.hub import Hub
+from qhy42_indi.server.streams import ByteStream
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +23,7 @@ log = logging.getLogger(__name__)
 READ_BYTES = 64 * 1024
 
 
-async def run_session(hub: Hub, reader: asyncio.StreamReader, connection: Connection) -> None:
+async def run_session(hub: Hub, stream: ByteStream, connection: Connection) -> None:
     """Serve one client until it disconnects or is dropped."""
     parser = IndiParser()
     hub.attach(connection)
@@ -29,7 +31,7 @@ async def run_session(hub: Hub, reader: asyncio.StreamReader, connection: Connec
     log.info("client %s connected", connection.peer)
     try:
         while not connection.closed:
-            data = await reader.read(READ_BYTES)
+            data = await stream.recv(READ_BYTES)
             if not data:
                 break
             for item in parser.feed(data):
@@ -38,7 +40,7 @@ async def run_session(hub: Hub, reader: asyncio.StreamReader, connection: Connec
                                 item.reason, item.excerpt)
                     continue
                 await hub.handle(connection, item)
-    except (ConnectionError, OSError) as error:
+    except OSError as error:
         log.info("client %s: read failed: %s", connection.peer, error)
     finally:
         hub.detach(connection)

@@ -34,27 +34,21 @@ DEVICE = "QHY CCD TEST"
 
 
 class FakeTransport:
-    """A writer that records what it is given; `stalled` makes it stop taking data."""
+    """A byte stream that records what it is given."""
 
     def __init__(self) -> None:
         self.written: list[bytes] = []
         self.closed = False
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.written.append(bytes(data))
+    async def recv(self, max_bytes: int) -> bytes:
+        return b""
 
-    async def drain(self) -> None:
+    async def send(self, data: bytes | memoryview) -> None:
+        self.written.append(bytes(data))
         await asyncio.sleep(0)
 
     def close(self) -> None:
         self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    @property
-    def transport(self) -> asyncio.WriteTransport:
-        raise AttributeError("no transport")
 
 
 def queued(connection: Connection) -> list[Outgoing]:
@@ -75,8 +69,8 @@ def hub_with_device() -> tuple[Hub, Qhy42Device]:
     return hub, device
 
 
-def client(hub: Hub, limits: QueueLimits = QueueLimits()) -> Connection:
-    connection = Connection("test", FakeTransport(), limits)
+def client(hub: Hub, limits: QueueLimits | None = None) -> Connection:
+    connection = Connection("test", FakeTransport(), limits or QueueLimits())
     hub.attach(connection)
     return connection
 

@@ -79,7 +79,10 @@ def stop(process: subprocess.Popen[bytes], timeout_s: float = 10) -> int:
 
 @contextlib.contextmanager
 def running(
-    argv: Sequence[str], port: int, home: Path | None = None, env_extra: dict[str, str] | None = None
+    argv: Sequence[str],
+    port: int,
+    home: Path | None = None,
+    env_extra: dict[str, str] | None = None,
 ) -> Iterator[Running]:
     with contextlib.ExitStack() as stack:
         if home is None:

@@ -1,0 +1,116 @@
+"""Byte streams over sockets and pipes, with independent read and write sides.
+
+Why not asyncio's transports: a transport that fails to write closes both directions, so a
+client that sends a command and hangs up at once (indi_setprop does) would lose that command
+whenever a reply was still being written. Here a failed write only ends writing; what the
+client sent before leaving is still read. Sending hands the caller's buffer to the kernel
+piece by piece (no copy into a transport buffer), so one encoded frame serves every client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from typing import Protocol
+
+
+class ByteStream(Protocol):
+    async def recv(self, max_bytes: int) -> bytes: ...
+
+    async def send(self, data: bytes | memoryview) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SocketStream:
+    """A connected non-blocking socket (TCP, Unix, or indiserver's socketpair)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        self._sock = sock
+        self._loop = asyncio.get_running_loop()
+        self._closed = False
+
+    async def recv(self, max_bytes: int) -> bytes:
+        if self._closed:
+            return b""
+        return await self._loop.sock_recv(self._sock, max_bytes)
+
+    async def send(self, data: bytes | memoryview) -> None:
+        await self._loop.sock_sendall(self._sock, data)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # shutdown wakes a pending recv (it returns b""); close then frees the descriptor.
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+
+
+class PipeStream:
+    """A pair of non-blocking file descriptors (driver mode when indiserver uses pipes)."""
+
+    def __init__(self, read_fd: int, write_fd: int) -> None:
+        os.set_blocking(read_fd, False)
+        os.set_blocking(write_fd, False)
+        self._read_fd = read_fd
+        self._write_fd = write_fd
+        self._loop = asyncio.get_running_loop()
+        self._closed = False
+        self._waiting: set[asyncio.Future[None]] = set()
+
+    async def recv(self, max_bytes: int) -> bytes:
+        while not self._closed:
+            try:
+                return os.read(self._read_fd, max_bytes)
+            except BlockingIOError:
+                await self._wait(self._read_fd, for_write=False)
+        return b""
+
+    async def send(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            if self._closed:
+                raise BrokenPipeError("stream closed")
+            try:
+                view = view[os.write(self._write_fd, view) :]
+            except BlockingIOError:
+                await self._wait(self._write_fd, for_write=True)
+
+    async def _wait(self, fd: int, *, for_write: bool) -> None:
+        ready: asyncio.Future[None] = self._loop.create_future()
+
+        def wake() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        if for_write:
+            self._loop.add_writer(fd, wake)
+        else:
+            self._loop.add_reader(fd, wake)
+        self._waiting.add(ready)
+        try:
+            await ready
+        finally:
+            self._waiting.discard(ready)
+            if not self._closed:
+                (self._loop.remove_writer if for_write else self._loop.remove_reader)(fd)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for fd in {self._read_fd, self._write_fd}:
+            self._loop.remove_reader(fd)
+            self._loop.remove_writer(fd)
+        for waiter in self._waiting:
+            if not waiter.done():
+                waiter.set_result(None)
+        for fd in {self._read_fd, self._write_fd}:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
