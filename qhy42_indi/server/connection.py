@@ -12,6 +12,7 @@ client that stays connected.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Sequence
@@ -124,6 +125,8 @@ class Connection:
         self._queued_bytes = 0
         self._in_flight_bytes = 0
         self._wakeup = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
         self._closed = False
         self._writing = True
 
@@ -166,6 +169,7 @@ class Connection:
             return
         self._queue.append(out)
         self._queued_bytes += out.nbytes
+        self._drained.clear()
         self._wakeup.set()
 
     def send_messages(self, messages: Sequence[IndiMessage]) -> None:
@@ -177,6 +181,7 @@ class Connection:
         try:
             while not self._closed:
                 if not self._queue:
+                    self._drained.set()
                     self._wakeup.clear()
                     await self._wakeup.wait()
                     continue
@@ -193,6 +198,13 @@ class Connection:
             self._writing = False
             self._queue.clear()
             self._queued_bytes = self._in_flight_bytes = 0
+            self._drained.set()
+
+    async def flush(self, timeout_s: float) -> None:
+        """Wait (bounded) until everything queued has been handed to the client."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._drained.wait()
 
     def close(self) -> None:
         if self._closed:
@@ -201,4 +213,5 @@ class Connection:
         self._queue.clear()
         self._queued_bytes = self._in_flight_bytes = 0
         self._wakeup.set()
+        self._drained.set()
         self._stream.close()

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 # What one read may return; indiserver reads 48 KiB at a time.
 READ_BYTES = 64 * 1024
+FLUSH_AT_EOF_S = 5.0
 
 
 async def run_session(hub: Hub, stream: ByteStream, connection: Connection) -> None:
@@ -33,6 +34,9 @@ async def run_session(hub: Hub, stream: ByteStream, connection: Connection) -> N
         while not connection.closed:
             data = await stream.recv(READ_BYTES)
             if not data:
+                # End of input: the replies already queued still go out (bounded), so
+                # `echo '<getProperties .../>' | indi_qhy42_ccd` prints the definitions.
+                await connection.flush(FLUSH_AT_EOF_S)
                 break
             for item in parser.feed(data):
                 if isinstance(item, ParseProblem):
