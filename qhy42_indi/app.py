@@ -11,6 +11,7 @@ import contextlib
 import logging
 import signal
 
+from qhy42_indi.backends.simulator import SimulatorBackend, SimulatorOptions
 from qhy42_indi.camera.device import Qhy42Device, default_device_name
 from qhy42_indi.config import Config
 from qhy42_indi.server.connection import QueueLimits
@@ -20,21 +21,27 @@ from qhy42_indi.server.tcp import start_tcp_server
 
 log = logging.getLogger(__name__)
 
-SIMULATED_CAMERA_ID = "QHY42PRO-SIM01"
-
-
 def build_hub(config: Config) -> Hub:
     """The hub with the configured camera devices on it."""
     hub = Hub()
     if config.camera.backend == "auto":
         log.info("no QHY42PRO camera support available here: using the simulator")
     for index in range(config.camera.simulators):
-        camera_id = SIMULATED_CAMERA_ID if index == 0 else f"QHY42PRO-SIM{index + 1:02d}"
-        name = config.camera.device_name or default_device_name(camera_id)
+        serial = f"SIM{index + 1:02d}"
+        backend = SimulatorBackend(
+            SimulatorOptions(camera_serial=serial, time_scale=config.camera.time_scale)
+        )
+        name = config.camera.device_name or default_device_name(f"QHY42PRO-{serial}")
         if index > 0 and config.camera.device_name:
             name = f"{config.camera.device_name} {index + 1}"
-        hub.add_device(Qhy42Device(name))
+        hub.add_device(Qhy42Device(name, backend))
     return hub
+
+
+async def close_devices(hub: Hub) -> None:
+    for device in hub.devices.values():
+        if isinstance(device, Qhy42Device):
+            await device.close()
 
 
 def queue_limits(config: Config) -> QueueLimits:
@@ -55,6 +62,7 @@ async def serve_tcp(config: Config) -> None:
     finally:
         log.info("stopping")
         await listener.close()
+        await close_devices(hub)
 
 
 async def serve_stdio(config: Config) -> None:
@@ -66,6 +74,7 @@ async def serve_stdio(config: Config) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    await close_devices(hub)
 
 
 async def _until_signalled() -> None:

@@ -36,6 +36,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=BACKENDS, help="camera backend (default auto)")
     parser.add_argument("--device-name", help="INDI device name (default 'QHY CCD <camera id>')")
     parser.add_argument("--simulators", type=int, help="number of simulated cameras")
+    parser.add_argument(
+        "--time-scale", type=float, help="simulator: model seconds per wall second (default 1)"
+    )
     parser.add_argument("--config", type=Path, help="TOML configuration file")
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -50,6 +53,7 @@ def _config(args: argparse.Namespace) -> Config:
         ("camera", "backend"): args.backend,
         ("camera", "device_name"): args.device_name,
         ("camera", "simulators"): args.simulators,
+        ("camera", "time_scale"): args.time_scale,
     }
     if args.command == "driver" and args.device_name is None:
         # indiserver passes a device name chosen in its FIFO (`start ... -n NAME`) as INDIDEV.

@@ -33,6 +33,8 @@ class CameraConfig:
     backend: str = "auto"
     device_name: str = ""
     simulators: int = 1
+    # Simulator only: model seconds per wall second (tests run exposures and cooling faster).
+    time_scale: float = 1.0
 
 
 @dataclass
@@ -90,5 +92,7 @@ def validate(config: Config) -> None:
         )
     if config.camera.simulators < 1:
         raise ConfigError(f"camera.simulators must be at least 1, not {config.camera.simulators}")
+    if config.camera.time_scale <= 0:
+        raise ConfigError(f"camera.time_scale must be positive, not {config.camera.time_scale}")
     if config.server.drop_stream_mb < 0 or config.server.max_behind_mb <= 0:
         raise ConfigError("server.drop_stream_mb must be >= 0 and server.max_behind_mb > 0")

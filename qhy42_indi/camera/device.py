@@ -1,16 +1,30 @@
-"""The QHY42PRO as an INDI device: its properties, and what each one does.
+"""The QHY42PRO as an INDI device: its properties, its connection, and the parts that act.
 
-The properties come from the xml/ skeletons: qhy42_base_sk.xml is defined from start-up,
-qhy42_ccd_sk.xml after CONNECT (deleted on DISCONNECT), qhy42_ondemand_sk.xml while a mode
-needs it. Handlers are bound by property name.
+Properties come from the xml/ skeletons: qhy42_base_sk.xml is defined from start-up,
+qhy42_ccd_sk.xml and qhy42_qhy_sk.xml after CONNECT (deleted on DISCONNECT),
+qhy42_ondemand_sk.xml while a mode needs it, qhy42_sim_sk.xml on the simulator only. The
+handlers live with the part they belong to: settings.py (geometry, modes, sensor controls),
+capture.py (exposures, uploads), cooling.py (temperature); this module connects the camera
+and keeps the device's configuration (CONFIG_PROCESS).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from pathlib import Path
 
 from qhy42_indi import __version__
+from qhy42_indi.backends.base import BackendError, CameraBackend
+from qhy42_indi.backends.scenes import DarkScene, FlatScene, StarFieldScene
+from qhy42_indi.backends.simulator import SimulatorBackend
+from qhy42_indi.camera import config_file
+from qhy42_indi.camera.capture import Capture
+from qhy42_indi.camera.cooling import Cooling
 from qhy42_indi.camera.device_base import PropertyDevice
+from qhy42_indi.camera.settings import SensorSettings
+from qhy42_indi.camera.upload import UploadError
 from qhy42_indi.indi.messages import NewVector, PropertyState, SwitchState
 from qhy42_indi.indi.properties import PropertyVector, Value
 from qhy42_indi.indi.skeleton import load_skeleton, skeleton_dir
@@ -23,6 +37,15 @@ DRIVER_EXEC = "indi_qhy42_ccd"
 DRIVER_NAME = "QHY CCD"
 CCD_INTERFACE = 2
 
+# What CONFIG_SAVE keeps, in the order CONFIG_LOAD replays it: modes before geometry.
+CONFIG_PROPERTIES = (
+    "POLLING_PERIOD", "ACTIVE_DEVICES", "READ_MODE", "HDR_OUTPUT", "CCD_CAPTURE_FORMAT",
+    "USB_SPEED", "USB_TRAFFIC", "CCD_GAIN", "CCD_OFFSET", "CCD_AMP_GLOW", "CCD_BINNING",
+    "CCD_FRAME", "CCD_FRAME_TYPE", "CCD_TRANSFER_FORMAT", "CCD_COMPRESSION", "CCD_TEMP_RAMP",
+    "SCOPE_INFO", "UPLOAD_MODE", "UPLOAD_SETTINGS", "CCD_FAST_TOGGLE", "CCD_FAST_COUNT",
+    "CCD_HEATER",
+)
+
 
 def default_device_name(camera_id: str) -> str:
     """indi_qhy_ccd's naming: "QHY CCD " and the first 15 characters of the SDK camera id."""
@@ -30,15 +53,21 @@ def default_device_name(camera_id: str) -> str:
 
 
 class Qhy42Device(PropertyDevice):
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, backend: CameraBackend) -> None:
         directory = skeleton_dir()
-        base = load_skeleton(directory / "qhy42_base_sk.xml")
-        ccd = load_skeleton(directory / "qhy42_ccd_sk.xml")
-        on_demand = load_skeleton(directory / "qhy42_ondemand_sk.xml")
-        super().__init__(name, [*base, *ccd, *on_demand])
-        self.base_names = [v.name for v in base]
-        self.ccd_names = [v.name for v in ccd]
-        self.on_demand_names = [v.name for v in on_demand]
+        sets = {
+            part: load_skeleton(directory / f"qhy42_{part}_sk.xml")
+            for part in ("base", "ccd", "qhy", "ondemand", "sim")
+        }
+        super().__init__(name, [v for vectors in sets.values() for v in vectors])
+        self.backend = backend
+        self.base_names = [v.name for v in sets["base"]]
+        self.connected_names = [v.name for v in (*sets["ccd"], *sets["qhy"])]
+        self.on_demand_names = [v.name for v in sets["ondemand"]]
+        self.simulator_names = [v.name for v in sets["sim"]]
+        if isinstance(backend, SimulatorBackend):
+            self.connected_names += self.simulator_names
+        self._defaults = {n: dict(self.props[n].values()) for n in CONFIG_PROPERTIES}
         self.props["DRIVER_INFO"].set_values(
             {
                 "DRIVER_NAME": DRIVER_NAME,
@@ -47,14 +76,17 @@ class Qhy42Device(PropertyDevice):
                 "DRIVER_INTERFACE": str(CCD_INTERFACE),
             }
         )
+        self.settings = SensorSettings(self, backend)
+        self.cooling = Cooling(self, backend)
+        self.capture = Capture(self, backend, self.settings, lambda: self.cooling.target_c)
+        for part in (self.settings, self.cooling, self.capture):
+            self.handlers.update(part.handlers())
         self.handlers.update(
             {
                 "CONNECTION": self._on_connection,
                 "CONFIG_PROCESS": self._on_config_process,
-                "CCD_FRAME": self._on_frame,
-                "CCD_FRAME_RESET": self._on_frame_reset,
-                "CCD_BINNING": self._on_binning,
-                "UPLOAD_MODE": self._on_upload_mode,
+                "SIM_SCENE": self._on_scene,
+                "SIM_FLAT_LEVEL": self._on_scene,
             }
         )
         self.define(self.base_names)
@@ -63,98 +95,141 @@ class Qhy42Device(PropertyDevice):
     def connected(self) -> bool:
         return self.props["CONNECTION"].is_on("CONNECT")
 
-    # ---- connection ------------------------------------------------------------------------
+    # ---- connection ----------------------------------------------------------------------
 
     async def _on_connection(
         self, vector: PropertyVector, proposed: dict[str, Value], message: NewVector
     ) -> None:
-        want_connected = proposed["CONNECT"] is SwitchState.ON
-        if want_connected == self.connected:
+        if (proposed["CONNECT"] is SwitchState.ON) == self.connected:
             self.update("CONNECTION", vector.state)
-            return
-        if want_connected:
+        elif proposed["CONNECT"] is SwitchState.ON:
             await self.connect()
         else:
             await self.disconnect()
 
     async def connect(self) -> None:
-        connection = self.props["CONNECTION"]
-        connection.set_values({"CONNECT": SwitchState.ON, "DISCONNECT": SwitchState.OFF})
-        self.update("CONNECTION", PropertyState.OK)
-        self.define(self.ccd_names)
-        self.say("QHY42PRO connected")
+        try:
+            await self.backend.open()
+            await self.settings.open()
+        except BackendError as error:
+            with contextlib.suppress(BackendError):
+                await self.backend.close()
+            self.alert("CONNECTION", f"Cannot open the QHY42PRO: {error}")
+            return
+        self._set_connection(True)
+        self.define(self.connected_names)
+        await self._load_config(announce=False)
+        try:
+            await self.cooling.start()
+        except BackendError as error:
+            self.alert("CCD_TEMPERATURE", f"Cannot read the cooler: {error}")
+        info = self.settings.info
+        self.say(f"{info.model if info else 'QHY42PRO'} connected "
+                 f"({info.camera_id if info else ''})")
 
     async def disconnect(self) -> None:
-        self.delete([*self.ccd_names, *self.on_demand_names])
-        connection = self.props["CONNECTION"]
-        connection.set_values({"CONNECT": SwitchState.OFF, "DISCONNECT": SwitchState.ON})
-        self.update("CONNECTION", PropertyState.IDLE)
+        await self.capture.exposures.stop()
+        await self.cooling.stop()
+        with contextlib.suppress(BackendError):
+            await self.backend.close()
+        self.delete([*self.connected_names, *self.on_demand_names])
+        self._set_connection(False)
         self.say("QHY42PRO disconnected")
 
-    # ---- options ---------------------------------------------------------------------------
+    def _set_connection(self, connected: bool) -> None:
+        self.props["CONNECTION"].set_values(
+            {
+                "CONNECT": SwitchState.ON if connected else SwitchState.OFF,
+                "DISCONNECT": SwitchState.OFF if connected else SwitchState.ON,
+            }
+        )
+        self.update("CONNECTION", PropertyState.OK if connected else PropertyState.IDLE)
+
+    async def close(self) -> None:
+        """Stop everything and release the camera (daemon shutdown)."""
+        if self.connected:
+            await self.disconnect()
+
+    # ---- configuration -------------------------------------------------------------------
+
+    @property
+    def config_path(self) -> Path:
+        return config_file.config_path(self.name)
 
     async def _on_config_process(
         self, vector: PropertyVector, proposed: dict[str, Value], message: NewVector
     ) -> None:
-        # Acting on the configuration comes with the camera issue; the switch resets, as
-        # libindi's does after acting.
+        action = next((n for n, s in proposed.items() if s is SwitchState.ON), None)
         vector.set_values({name: SwitchState.OFF for name in proposed})
-        self.update(vector.name, PropertyState.OK)
+        actions = {
+            "CONFIG_SAVE": self._save_config,
+            "CONFIG_LOAD": lambda: self._load_config(announce=True),
+            "CONFIG_DEFAULT": self._restore_defaults,
+            "CONFIG_PURGE": self._purge_config,
+        }
+        ok = await actions[action]() if action in actions else True
+        self.update(vector.name, PropertyState.OK if ok else PropertyState.ALERT)
 
-    async def _on_upload_mode(
+    async def _save_config(self) -> bool:
+        vectors = [self.props[n] for n in CONFIG_PROPERTIES if n in self.defined]
+        path = self.config_path
+        try:
+            await asyncio.to_thread(config_file.save_config, path, self.name, vectors)
+        except (UploadError, OSError) as error:
+            self.say(f"Saving the configuration failed: {error}", "ERROR")
+            return False
+        self.say(f"Configuration saved to {path}")
+        return True
+
+    async def _load_config(self, *, announce: bool) -> bool:
+        commands = await asyncio.to_thread(config_file.load_config, self.config_path)
+        if not commands and announce:
+            self.say(f"No saved configuration at {self.config_path}", "WARNING")
+            return False
+        for command in commands:
+            await self.replay(
+                NewVector(kind=command.kind, device=self.name, name=command.name,
+                          elements=command.elements)
+            )
+        if commands and announce:
+            self.say(f"Configuration loaded from {self.config_path}")
+        return True
+
+    async def _restore_defaults(self) -> bool:
+        for name, values in self._defaults.items():
+            vector = self.props[name]
+            if name not in self.defined or vector.values() == values:
+                continue
+            await self.replay(config_file.as_new_vector(
+                self.name, _with_values(vector, values)))
+        self.say("Default configuration restored")
+        return True
+
+    async def _purge_config(self) -> bool:
+        with contextlib.suppress(FileNotFoundError):
+            self.config_path.unlink()
+        self.say(f"Configuration file {self.config_path} removed")
+        return True
+
+    # ---- simulator -----------------------------------------------------------------------
+
+    async def _on_scene(
         self, vector: PropertyVector, proposed: dict[str, Value], message: NewVector
     ) -> None:
         vector.set_values(proposed)
-        self.update(vector.name, PropertyState.OK)
-        if vector.is_on("UPLOAD_CLIENT"):
-            self.delete(["CCD_FILE_PATH"])
-        else:
-            self.define(["CCD_FILE_PATH"])
-
-    # ---- geometry --------------------------------------------------------------------------
-
-    async def _on_frame(
-        self, vector: PropertyVector, proposed: dict[str, Value], message: NewVector
-    ) -> None:
-        # INDI::CCD needs all four members: a partial frame is refused, not guessed.
-        named = {e.name for e in message.elements}
-        if named != {"X", "Y", "WIDTH", "HEIGHT"}:
-            self.alert(vector.name, "Invalid frame requested: X, Y, WIDTH and HEIGHT are all "
-                       "required")
-            return
-        x, y = int(float(proposed["X"])), int(float(proposed["Y"]))
-        width, height = int(float(proposed["WIDTH"])), int(float(proposed["HEIGHT"]))
-        max_x = int(self.props["CCD_INFO"].number("CCD_MAX_X").value)
-        max_y = int(self.props["CCD_INFO"].number("CCD_MAX_Y").value)
-        if x + width > max_x or y + height > max_y:
-            self.alert(vector.name, f"Frame {width}x{height} at ({x}, {y}) does not fit the "
-                       f"{max_x}x{max_y} sensor")
-            return
-        vector.set_values({"X": x, "Y": y, "WIDTH": width, "HEIGHT": height})
+        scenes = self.props["SIM_SCENE"]
+        level = float(self.props["SIM_FLAT_LEVEL"].value("LEVEL"))
+        if isinstance(self.backend, SimulatorBackend):
+            if scenes.is_on("SCENE_DARK"):
+                self.backend.set_scene(DarkScene())
+            elif scenes.is_on("SCENE_FLAT"):
+                self.backend.set_scene(FlatScene(level_e_per_s=level))
+            else:
+                self.backend.set_scene(StarFieldScene())
         self.update(vector.name, PropertyState.OK)
 
-    async def _on_frame_reset(
-        self, vector: PropertyVector, proposed: dict[str, Value], message: NewVector
-    ) -> None:
-        info = self.props["CCD_INFO"]
-        self.props["CCD_FRAME"].set_values(
-            {
-                "X": 0,
-                "Y": 0,
-                "WIDTH": info.number("CCD_MAX_X").value,
-                "HEIGHT": info.number("CCD_MAX_Y").value,
-            }
-        )
-        self.props["CCD_BINNING"].set_values({"HOR_BIN": 1, "VER_BIN": 1})
-        vector.set_values({"RESET": SwitchState.OFF})
-        self.update(vector.name, PropertyState.OK)
-        self.update("CCD_FRAME", PropertyState.OK)
-        self.update("CCD_BINNING", PropertyState.OK)
 
-    async def _on_binning(
-        self, vector: PropertyVector, proposed: dict[str, Value], message: NewVector
-    ) -> None:
-        # HOR_BIN and VER_BIN may arrive in separate messages (indi_setprop): each is applied
-        # on its own; the range check already happened in the vector.
-        vector.set_values({name: int(float(value)) for name, value in proposed.items()})
-        self.update(vector.name, PropertyState.OK)
+def _with_values(vector: PropertyVector, values: dict[str, Value]) -> PropertyVector:
+    copy = PropertyVector.from_definition(vector.definition(""))
+    copy.set_values(values)
+    return copy

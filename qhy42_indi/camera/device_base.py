@@ -111,16 +111,25 @@ class PropertyDevice:
             log.info("%s: property %s is not defined", self._name, message.name)
             return
         async with self._command_lock:
-            try:
-                proposed = vector.propose(message)
-            except InvalidInput as refusal:
-                if vector.perm is Perm.RO:
-                    self.say(str(refusal), "WARNING")
-                else:
-                    self.alert(message.name, str(refusal))
-                return
-            handler = self.handlers.get(message.name, self.store_and_echo)
-            await handler(vector, proposed, message)
+            await self.replay(message)
+
+    async def replay(self, message: NewVector) -> None:
+        """Check and act on a command without taking the command lock: for a handler that
+        applies saved values (CONFIG_LOAD) while it holds the lock itself."""
+        vector = self.props.get(message.name)
+        if vector is None or message.name not in self.defined:
+            log.info("%s: property %s is not defined", self._name, message.name)
+            return
+        try:
+            proposed = vector.propose(message)
+        except InvalidInput as refusal:
+            if vector.perm is Perm.RO:
+                self.say(str(refusal), "WARNING")
+            else:
+                self.alert(message.name, str(refusal))
+            return
+        handler = self.handlers.get(message.name, self.store_and_echo)
+        await handler(vector, proposed, message)
 
     async def store_and_echo(
         self, vector: PropertyVector, proposed: dict[str, Value], message: NewVector

@@ -1,0 +1,226 @@
+"""Exposures as INDI properties: CCD_EXPOSURE, abort, fast exposure, FITS header, uploads.
+
+Implements the exposure host (exposure.py) on the device's properties: the wire order is
+libindi's, and each frame becomes one FITS, one base64, one local file (delivery.py). A
+failed local save is an Alert on CCD_EXPOSURE that names the reason; in Both mode the frame
+still goes to clients.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC
+
+from qhy42_indi import __version__
+from qhy42_indi.backends.base import CameraBackend, ExposureStart, Frame
+from qhy42_indi.camera.delivery import PreparedFrame, UploadMode, prepare_off_loop, save_off_loop
+from qhy42_indi.camera.device_base import Handler, PropertyDevice
+from qhy42_indi.camera.exposure import ExposureController
+from qhy42_indi.camera.fits import Card, FrameMetadata, FrameType, custom_card, standard_cards
+from qhy42_indi.camera.hdr import Splice, merge_hdr, splice_cards
+from qhy42_indi.camera.settings import SensorSettings
+from qhy42_indi.camera.upload import UploadError
+from qhy42_indi.indi.messages import NewVector, PropertyState, SwitchState
+from qhy42_indi.indi.properties import PropertyVector, Value
+
+log = logging.getLogger(__name__)
+
+FRAME_TYPES = {
+    "FRAME_LIGHT": FrameType.LIGHT,
+    "FRAME_BIAS": FrameType.BIAS,
+    "FRAME_DARK": FrameType.DARK,
+    "FRAME_FLAT": FrameType.FLAT,
+}
+CLEAR_KEYWORDS = "INDI_CLEAR"
+
+
+class DeliveryFailed(Exception):
+    """The frame was taken but could not be delivered as asked (e.g. the save failed)."""
+
+
+class Capture:
+    def __init__(
+        self,
+        device: PropertyDevice,
+        backend: CameraBackend,
+        settings: SensorSettings,
+        set_temperature_c: Callable[[], float | None],
+    ) -> None:
+        self._device = device
+        self._settings = settings
+        self._set_temperature_c = set_temperature_c
+        self.exposures = ExposureController(backend, self)
+        self.custom_cards: dict[str, Card] = {}
+        self.frames_delivered = 0
+        self._splice: Splice | None = None
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "CCD_EXPOSURE": self._on_exposure,
+            "CCD_ABORT_EXPOSURE": self._on_abort,
+            "FITS_HEADER": self._on_fits_header,
+            "UPLOAD_MODE": self._on_upload_mode,
+        }
+
+    # ---- commands ------------------------------------------------------------------------
+
+    async def _on_exposure(
+        self, vector: PropertyVector, proposed: dict[str, Value], message: NewVector
+    ) -> None:
+        exposure_s = float(proposed["CCD_EXPOSURE_VALUE"])
+        if self._frame_type() is FrameType.BIAS:
+            exposure_s = float(vector.number("CCD_EXPOSURE_VALUE").min or exposure_s)
+        props = self._device.props
+        count = 1
+        if props["CCD_FAST_TOGGLE"].is_on("INDI_ENABLED"):
+            count = max(1, int(float(props["CCD_FAST_COUNT"].value("FRAMES"))))
+        await self.exposures.start(exposure_s, count)
+
+    async def _on_abort(
+        self, vector: PropertyVector, proposed: dict[str, Value], message: NewVector
+    ) -> None:
+        await self.exposures.stop()
+        vector.set_values({"ABORT": SwitchState.OFF})
+        self._device.update(vector.name, PropertyState.OK)
+        self._device.props["CCD_EXPOSURE"].set_values({"CCD_EXPOSURE_VALUE": 0})
+        self._device.update("CCD_EXPOSURE", PropertyState.IDLE)
+        self._end_fast_count()
+
+    async def _on_fits_header(
+        self, vector: PropertyVector, proposed: dict[str, Value], message: NewVector
+    ) -> None:
+        name = str(proposed["KEYWORD_NAME"]).strip().upper()
+        if name == CLEAR_KEYWORDS:
+            self.custom_cards.clear()
+            self._device.update(vector.name, PropertyState.OK)
+            return
+        try:
+            card = custom_card(name, str(proposed["KEYWORD_VALUE"]),
+                               str(proposed["KEYWORD_COMMENT"]))
+        except ValueError as error:
+            self._device.alert(vector.name, f"FITS keyword refused: {error}")
+            return
+        # A keyword replaces its earlier value; comments accumulate.
+        key = card.keyword if card.keyword != "COMMENT" else f"COMMENT {len(self.custom_cards)}"
+        self.custom_cards[key] = card
+        self._device.update(vector.name, PropertyState.OK)
+
+    async def _on_upload_mode(
+        self, vector: PropertyVector, proposed: dict[str, Value], message: NewVector
+    ) -> None:
+        vector.set_values(proposed)
+        self._device.update(vector.name, PropertyState.OK)
+        if vector.is_on(UploadMode.CLIENT):
+            self._device.delete(["CCD_FILE_PATH"])
+        else:
+            self._device.define(["CCD_FILE_PATH"])
+
+    # ---- the exposure host ---------------------------------------------------------------
+
+    def exposure_started(self, requested_s: float, start: ExposureStart) -> None:
+        self._device.props["CCD_EXPOSURE"].set_values({"CCD_EXPOSURE_VALUE": requested_s})
+        self._device.update("CCD_EXPOSURE", PropertyState.BUSY)
+
+    def exposure_progress(self, left_s: float) -> None:
+        self._device.props["CCD_EXPOSURE"].set_values({"CCD_EXPOSURE_VALUE": left_s})
+        self._device.update("CCD_EXPOSURE", PropertyState.BUSY)
+
+    def frames_left(self, count: int) -> None:
+        self._device.props["CCD_FAST_COUNT"].set_values({"FRAMES": count})
+        self._device.update("CCD_FAST_COUNT", PropertyState.BUSY)
+
+    def exposure_done(self) -> None:
+        self._device.props["CCD_EXPOSURE"].set_values({"CCD_EXPOSURE_VALUE": 0})
+        self._device.update("CCD_EXPOSURE", PropertyState.OK)
+        self._end_fast_count()
+
+    def exposure_failed(self, reason: str) -> None:
+        self._device.props["CCD_EXPOSURE"].set_values({"CCD_EXPOSURE_VALUE": 0})
+        self._device.alert("CCD_EXPOSURE", f"Exposure failed: {reason}")
+        self._end_fast_count()
+
+    def _end_fast_count(self) -> None:
+        fast = self._device.props["CCD_FAST_COUNT"]
+        if fast.state is PropertyState.BUSY:
+            fast.set_values({"FRAMES": 0})
+            self._device.update("CCD_FAST_COUNT", PropertyState.IDLE)
+
+    async def deliver(self, frame: Frame) -> None:
+        props = self._device.props
+        pixels, extra_cards = frame.pixels, []
+        if self._settings.hdr_merged and frame.bit_depth == 16:
+            pixels, self._splice = merge_hdr(frame, self._settings.merge_columns, self._splice)
+            extra_cards = splice_cards(self._splice)
+        mode = self._upload_mode()
+        to_clients = mode in (UploadMode.CLIENT, UploadMode.BOTH)
+        compress = props["CCD_COMPRESSION"].is_on("INDI_ENABLED")
+        cards = [*standard_cards(self._metadata(frame)), *extra_cards]
+        prepared = await prepare_off_loop(pixels, cards, compress=compress,
+                                          with_base64=to_clients)
+        failure = None
+        if mode in (UploadMode.LOCAL, UploadMode.BOTH):
+            failure = await self._save(prepared)
+        if to_clients:
+            self._send_blob(prepared)
+        self.frames_delivered += 1
+        if failure is not None:
+            raise DeliveryFailed(failure)
+
+    async def _save(self, prepared: PreparedFrame) -> str | None:
+        upload = self._device.props["UPLOAD_SETTINGS"]
+        try:
+            path = await save_off_loop(str(upload.value("UPLOAD_DIR")),
+                                       str(upload.value("UPLOAD_PREFIX")), prepared)
+        except UploadError as error:
+            self._device.alert("CCD_FILE_PATH", str(error))
+            return str(error)
+        self._device.props["CCD_FILE_PATH"].set_values({"FILE_PATH": str(path)})
+        self._device.update("CCD_FILE_PATH", PropertyState.OK)
+        return None
+
+    def _send_blob(self, prepared: PreparedFrame) -> None:
+        assert prepared.base64 is not None
+        ccd1 = self._device.props["CCD1"]
+        ccd1.set_blob("CCD1", prepared.base64, prepared.encoded.blob_size,
+                      prepared.encoded.format)
+        self._device.update("CCD1", PropertyState.OK)
+        # The vector must not keep a frame alive after it went out.
+        ccd1.set_blob("CCD1", b"", 0, "")
+
+    # ---- FITS metadata -------------------------------------------------------------------
+
+    def _frame_type(self) -> FrameType:
+        on = self._device.props["CCD_FRAME_TYPE"].on_switches()
+        return FRAME_TYPES[on[0]] if on else FrameType.LIGHT
+
+    def _upload_mode(self) -> str:
+        on = self._device.props["UPLOAD_MODE"].on_switches()
+        return on[0] if on else UploadMode.CLIENT
+
+    def _metadata(self, frame: Frame) -> FrameMetadata:
+        props = self._device.props
+        info = self._settings.info
+        assert info is not None
+        target = self._set_temperature_c()
+        return FrameMetadata(
+            device_name=self._device.name,
+            exposure_s=frame.exposure_s,
+            start_time=frame.start_utc.astimezone(UTC),
+            pixel_size_x_um=info.pixel_width_um,
+            pixel_size_y_um=info.pixel_height_um,
+            frame_type=self._frame_type(),
+            telescope_name=str(props["ACTIVE_DEVICES"].value("ACTIVE_TELESCOPE")),
+            bin_x=frame.bin_x,
+            bin_y=frame.bin_y,
+            ccd_temperature_c=round(frame.sensor_temperature_c, 2),
+            set_temperature_c=target,
+            gain=frame.gain,
+            offset=frame.offset,
+            read_mode=frame.read_mode.name,
+            focal_length_mm=float(props["SCOPE_INFO"].value("FOCAL_LENGTH")),
+            aperture_mm=float(props["SCOPE_INFO"].value("APERTURE")),
+            driver_name="qhy42-indi",
+            driver_version=__version__,
+            custom_cards=tuple(self.custom_cards.values()),
+        )
