@@ -1,4 +1,5 @@
-"""Assemble and run the daemon: devices on a hub, served over TCP or stdio, stopped by signal.
+"""Assemble and run the daemon: devices on a hub, served over TCP (and the local socket) or
+stdio, stopped by signal.
 
 Not the command line (cli.py) and not the protocol (indi/, server/): this module wires them
 and owns the process lifecycle (SIGTERM/SIGINT end it cleanly).
@@ -16,6 +17,7 @@ from qhy42_indi.camera.device import Qhy42Device, default_device_name
 from qhy42_indi.config import Config
 from qhy42_indi.server.connection import QueueLimits
 from qhy42_indi.server.hub import Hub
+from qhy42_indi.server.local import start_local_server
 from qhy42_indi.server.stdio import run_stdio_session
 from qhy42_indi.server.tcp import start_tcp_server
 
@@ -54,13 +56,18 @@ def queue_limits(config: Config) -> QueueLimits:
 
 async def serve_tcp(config: Config) -> None:
     hub = build_hub(config)
-    listener = await start_tcp_server(
-        hub, config.server.host, config.server.port, queue_limits(config)
-    )
+    limits = queue_limits(config)
+    listener = await start_tcp_server(hub, config.server.host, config.server.port, limits)
+    # Not being able to serve the local socket is logged, not fatal: TCP still serves all.
+    local = None
+    if config.server.local_socket:
+        local = await start_local_server(hub, config.server.local_socket, limits)
     try:
         await _until_signalled()
     finally:
         log.info("stopping")
+        if local is not None:
+            await local.close()
         await listener.close()
         await close_devices(hub)
 

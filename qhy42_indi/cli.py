@@ -26,6 +26,14 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve INDI on TCP (like indiserver, port 7624)")
     serve.add_argument("--host", help="address to bind (default 0.0.0.0)")
     serve.add_argument("--port", type=int, help="TCP port (default 7624)")
+    local = serve.add_mutually_exclusive_group()
+    local.add_argument(
+        "--local-socket", metavar="PATH",
+        help="abstract Unix socket for local clients, who get frames as shared memory"
+        " (like indiserver -u; libindi clients reach it as host localhost:PATH;"
+        " default /tmp/indiserver)",
+    )
+    local.add_argument("--no-local-socket", action="store_true", help="serve TCP only")
     driver = commands.add_parser("driver", help="speak INDI on stdin/stdout, under indiserver")
     for sub in (serve, driver):
         _add_common(sub)
@@ -50,6 +58,8 @@ def _config(args: argparse.Namespace) -> Config:
     overrides = {
         ("server", "host"): getattr(args, "host", None),
         ("server", "port"): getattr(args, "port", None),
+        ("server", "local_socket"): "" if getattr(args, "no_local_socket", False)
+        else getattr(args, "local_socket", None),
         ("camera", "backend"): args.backend,
         ("camera", "device_name"): args.device_name,
         ("camera", "simulators"): args.simulators,

@@ -26,6 +26,9 @@ class ServerConfig:
     # indiserver's -d and -m: drop stream frames / disconnect a client this far behind.
     drop_stream_mb: float = 5.0
     max_behind_mb: float = 128.0
+    # indiserver's -u: the abstract Unix socket where local libindi clients (KStars given
+    # "localhost:/tmp/indiserver") get frames as shared memory. Empty: no local socket.
+    local_socket: str = "/tmp/indiserver"
 
 
 @dataclass
@@ -96,3 +99,9 @@ def validate(config: Config) -> None:
         raise ConfigError(f"camera.time_scale must be positive, not {config.camera.time_scale}")
     if config.server.drop_stream_mb < 0 or config.server.max_behind_mb <= 0:
         raise ConfigError("server.drop_stream_mb must be >= 0 and server.max_behind_mb > 0")
+    # An abstract name fits in sun_path (108 bytes) after its leading NUL.
+    local_socket = config.server.local_socket
+    if len(local_socket.encode()) > 107 or "\0" in local_socket:
+        raise ConfigError(
+            f"server.local_socket must be at most 107 bytes, without NUL: {local_socket!r}"
+        )

@@ -6,7 +6,10 @@ every attribute value and text escaped, numbers in plain decimal (values.format_
 perm nor timeout), one newline after each element, no XML declaration and no comments.
 `encode_chunks` hands a BLOB's base64 payload back as its own chunk, the very object from the
 message, so one encoded frame is shared by every connection without copying; the payload is
-written as it is, so it must be base64 without whitespace (as BlobElement requires).
+written as it is, so it must be base64 without whitespace (as BlobElement requires). With
+`attach_blobs` it writes the local-socket form instead (indiserver -u, libindi's shared-memory
+BLOBs): every attachable member becomes `<oneBLOB name size format len attached="true"/>`
+and its bytes travel beside the XML as a file descriptor, one per such member, in order.
 Not for: sockets, queues or per-client BLOB policy (server/), nor filling in timestamps: the
 encoder is a pure function and writes the timestamp the message holds, if any (callers stamp
 messages with values.timestamp_now()).
@@ -61,10 +64,11 @@ def encode(msg: IndiMessage) -> bytes:
     return b"".join(encode_chunks(msg))
 
 
-def encode_chunks(msg: IndiMessage) -> list[Chunk]:
+def encode_chunks(msg: IndiMessage, *, attach_blobs: bool = False) -> list[Chunk]:
     """The XML of `msg` as chunks to write in order. Each BLOB payload (BlobElement.data_b64)
-    is one chunk of its own, the same object the message holds (no copy)."""
-    writer = _Writer()
+    is one chunk of its own, the same object the message holds (no copy). With `attach_blobs`,
+    members whose `attachable` is true are written as attachments, without payload."""
+    writer = _Writer(attach_blobs=attach_blobs)
     match msg:
         case GetProperties():
             writer.empty("getProperties", _get_properties_attributes(msg))
@@ -119,7 +123,8 @@ Attributes = Iterable[tuple[str, str | None]]
 class _Writer:
     """Collects XML text and BLOB payload chunks in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, attach_blobs: bool = False) -> None:
+        self.attach_blobs = attach_blobs
         self._chunks: list[Chunk] = []
         self._pending: list[str] = []
 
@@ -247,6 +252,10 @@ def _write_member(writer: _Writer, direction: str, tag: str, kind: VectorKind,
             writer.element(tag, (("name", element.name), ("label", label)), element.value.value)
         case BlobElement() if kind is VectorKind.BLOB and is_def:
             writer.empty(tag, (("name", element.name), ("label", label)))
+        case BlobElement() if kind is VectorKind.BLOB and writer.attach_blobs and (
+            element.attachable
+        ):
+            _write_attached_blob(writer, tag, element)
         case BlobElement() if kind is VectorKind.BLOB:
             _write_blob(writer, tag, element)
         case _:
@@ -280,9 +289,24 @@ def _write_blob(writer: _Writer, tag: str, element: BlobElement) -> None:
         ("name", element.name),
         ("size", str(element.size)),
         ("format", element.format),
-        ("enclen", str(encoded_length)),
+        # indiserver's own form: `len` (decoded bytes), no `enclen`. libindiclient 1.9.9
+        # given `enclen` on a multi-megabyte BLOB never delivers it (seen with KStars' library).
+        ("len", str(element.size)),
     )
     writer.start(tag, attributes)
     if encoded_length:
         writer.payload(payload)
     writer.end(tag)
+
+
+def _write_attached_blob(writer: _Writer, tag: str, element: BlobElement) -> None:
+    # indiserver's form (SerializedMsgWithSharedBuffer): len is the byte length of the
+    # attachment; libindi maps `size` bytes of the descriptor that came with the message.
+    attributes = (
+        ("name", element.name),
+        ("size", str(element.size)),
+        ("format", element.format),
+        ("len", str(element.size)),
+        ("attached", "true"),
+    )
+    writer.empty(tag, attributes)

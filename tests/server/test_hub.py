@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from qhy42_indi.backends.simulator import SimulatorBackend, SimulatorOptions
 from qhy42_indi.camera.device import Qhy42Device
 from qhy42_indi.indi import encoder
 from qhy42_indi.indi.messages import (
@@ -62,9 +63,13 @@ def blob_message(fmt: str = ".fits", payload: bytes = b"QUJD") -> SetVector:
     )
 
 
+def new_device() -> Qhy42Device:
+    return Qhy42Device(DEVICE, SimulatorBackend(SimulatorOptions(seed=1)))
+
+
 def hub_with_device() -> tuple[Hub, Qhy42Device]:
     hub = Hub()
-    device = Qhy42Device(DEVICE)
+    device = new_device()
     hub.add_device(device)
     return hub, device
 
@@ -129,13 +134,15 @@ async def test_connect_defines_the_ccd_set_and_disconnect_deletes_it() -> None:
     assert device.connected
     assert "CCD_EXPOSURE" in device.defined and "CCD1" in device.defined
     after_connect = len(queued(connection))
-    assert after_connect - start == 1 + len(device.ccd_names) + 1  # set, defs, message
+    defs = [o.name for o in queued(connection)[start:after_connect]]
+    assert defs[0] == "CONNECTION" and defs[1:3] == ["CCD_EXPOSURE", "CCD_ABORT_EXPOSURE"]
     disconnect = NewVector(kind=VectorKind.SWITCH, device=DEVICE, name="CONNECTION",
                            elements=(SwitchElement(name="DISCONNECT", value=SwitchState.ON),))
     await hub.handle(connection, disconnect)
     assert "CCD_EXPOSURE" not in device.defined
     deleted = [o.name for o in queued(connection)[after_connect:] if o.name is not None]
-    assert set(device.ccd_names) <= set(deleted)
+    assert set(device.connected_names) <= set(deleted)
+    await device.close()
 
 
 @pytest.mark.parametrize(
@@ -266,7 +273,7 @@ async def test_out_of_range_value_is_alert_with_a_message_and_nothing_changes() 
 
 
 def test_defs_for_deleted_properties_are_not_offered() -> None:
-    device = Qhy42Device(DEVICE)
+    device = new_device()
     assert all(isinstance(d, DefVector) for d in device.definitions())
     assert "CCD_EXPOSURE" not in [d.name for d in device.definitions()]
     assert not isinstance(device.definitions()[0], DelProperty)
