@@ -29,6 +29,9 @@ from qhy42_indi.backends.base import PWM_MAX, CoolerMode, HeaterLevel
 MAX_DELTA_C = 35.0
 TIME_CONSTANT_S = 30.0
 REGULATOR_TICK_S = 1.0
+# The regulator settles within ~3 minutes; a longer gap between readings starts from the settled
+# state and steps only the last 10 minutes, so a reading costs the same after any gap.
+SETTLED_AFTER_TICKS = 600
 # PI gains in PWM per C and PWM per (C s); the integral starts from zero, so the first seconds
 # toward a new target run at full power and the approach overshoots a little, as the MAN-CN
 # notes describe ("oscillates for a while before it settles").
@@ -62,6 +65,11 @@ def cooling_fraction(pwm: int) -> float:
     """The share of MAX_DELTA_C that a PWM holds at equilibrium (0..1)."""
     p = pwm / PWM_MAX
     return p * (2.0 - p)
+
+
+def _pwm_fraction_for(cooling: float) -> float:
+    """The PWM / PWM_MAX whose cooling_fraction is `cooling`, clamped to 0..1."""
+    return 1.0 - math.sqrt(1.0 - min(max(cooling, 0.0), 1.0))
 
 
 class ThermalModel:
@@ -131,14 +139,41 @@ class ThermalModel:
     # integration
 
     def advance(self, time_s: float) -> None:
-        """Integrate whole regulator ticks up to `time_s`."""
-        while time_s - self._state.time_s >= REGULATOR_TICK_S:
-            state = self._state
-            temperature_c = self._relax(state.temperature_c, state.pwm, REGULATOR_TICK_S)
-            self._state = replace(
-                state, time_s=state.time_s + REGULATOR_TICK_S, temperature_c=temperature_c
-            )
+        """Integrate whole regulator ticks up to `time_s`, in time independent of the span:
+        at a fixed PWM (OFF, MANUAL) one exact step covers it; in AUTO a span longer than
+        SETTLED_AFTER_TICKS starts from the settled state, and only its last ticks are stepped."""
+        ticks = int((time_s - self._state.time_s) // REGULATOR_TICK_S)
+        if ticks <= 0:
+            return
+        if self._state.mode is not CoolerMode.AUTO:
+            self._hold_pwm(ticks * REGULATOR_TICK_S)
+            return
+        if ticks > SETTLED_AFTER_TICKS:
+            self._settle((ticks - SETTLED_AFTER_TICKS) * REGULATOR_TICK_S)
+            ticks = SETTLED_AFTER_TICKS
+        for _ in range(ticks):
+            self._hold_pwm(REGULATOR_TICK_S)
             self._regulate()
+
+    def _hold_pwm(self, duration_s: float) -> None:
+        state = self._state
+        self._state = replace(
+            state,
+            time_s=state.time_s + duration_s,
+            temperature_c=self._relax(state.temperature_c, state.pwm, duration_s),
+        )
+
+    def _settle(self, duration_s: float) -> None:
+        """Jump `duration_s` ahead in AUTO at the PWM that holds the target (or at the rail
+        when the target is out of reach), with the regulator's integral at that PWM."""
+        state = self._state
+        assert state.target_c is not None
+        needed_fraction = (
+            self.environment.ambient_c + HEATER_RISE_C[state.heater] - state.target_c
+        ) / MAX_DELTA_C
+        pwm = round(PWM_MAX * _pwm_fraction_for(needed_fraction))
+        self._state = replace(state, pwm=pwm, integral_pwm=float(pwm))
+        self._hold_pwm(duration_s)
 
     def _equilibrium_c(self, pwm: int) -> float:
         return (

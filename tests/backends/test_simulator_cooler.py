@@ -16,6 +16,7 @@ from qhy42_indi.backends.base import (
     CoolerMode,
     HeaterLevel,
     InvalidSetting,
+    Roi,
 )
 from qhy42_indi.backends.simulator import SimulatorBackend, SimulatorOptions
 from qhy42_indi.backends.thermal import ThermalEnvironment, ThermalModel, cooling_fraction
@@ -69,6 +70,25 @@ def test_the_sensor_stops_at_35_c_below_ambient_however_cold_the_target() -> Non
     assert min(temperatures) >= AMBIENT_C - DATASHEET_MAX_DELTA_C
     assert temperatures[-1] == pytest.approx(AMBIENT_C - DATASHEET_MAX_DELTA_C, abs=0.1)
     assert model.state_at(3600.0).pwm == PWM_MAX
+
+
+def test_a_reading_after_a_long_gap_matches_one_stepped_all_the_way() -> None:
+    stepped, jumped = cooled_model(-12.0), cooled_model(-12.0)
+    for t in range(0, 100_001, 500):  # readings 500 s apart: every tick is integrated
+        stepped.state_at(float(t))
+    reference = stepped.state_at(100_000.0)
+    state = jumped.state_at(100_000.0)
+
+    assert state.temperature_c == pytest.approx(reference.temperature_c, abs=0.05)
+    assert abs(state.pwm - reference.pwm) <= 2
+    assert state.mode is CoolerMode.AUTO
+
+
+def test_readings_stay_cheap_at_any_model_time() -> None:
+    model = cooled_model(-10.0)
+    for exponent in range(2, 13):  # up to 10**12 s: stepping tick by tick would never finish
+        state = model.state_at(10.0**exponent)
+        assert state.temperature_c == pytest.approx(-10.0, abs=0.2)
 
 
 def test_manual_pwm_holds_a_fixed_power_and_settles_where_that_power_holds() -> None:
@@ -172,3 +192,16 @@ async def test_backend_refuses_cooler_values_out_of_range() -> None:
 
         assert (manual.mode, manual.pwm) == (CoolerMode.MANUAL, 100)
         assert (await camera.cooler_state()).heater is HeaterLevel.MID
+
+
+async def test_frames_keep_coming_at_a_million_times_real_time() -> None:
+    options = SimulatorOptions(time_scale=1e6, read_mode=1)
+    async with SimulatorBackend(options) as camera:
+        await camera.set_cooler_target(-10.0)
+        await camera.set_roi(Roi(0, 1000, 256, 64))
+        temperatures = []
+        for _ in range(20):
+            await camera.start_exposure(1.0)
+            temperatures.append((await camera.read_frame()).sensor_temperature_c)
+
+    assert temperatures[-1] == pytest.approx(-10.0, abs=0.3)
