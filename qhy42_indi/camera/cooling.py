@@ -86,7 +86,8 @@ class RampPlan:
             self.threshold_c
         )
         if warming and flat:
-            self.stalled_since_s = self.stalled_since_s or now_s
+            if self.stalled_since_s is None:
+                self.stalled_since_s = now_s
             if now_s - self.stalled_since_s >= AMBIENT_LIMIT_S:
                 return Regulation.REACHED
         else:

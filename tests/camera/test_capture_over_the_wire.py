@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import numpy as np
+import pybase64
 import pytest
+from astropy.io import fits
 
 from qhy42_indi.backends import sensor_model
 from qhy42_indi.backends.base import Channel
@@ -60,7 +62,8 @@ async def blob_link(server: Running, main: IndiClient) -> AsyncIterator[IndiClie
 async def reset_camera(client: IndiClient) -> None:
     for name, member in (("CCD_FRAME_RESET", "RESET"), ("SIM_SCENE", "SCENE_DARK"),
                          ("UPLOAD_MODE", "UPLOAD_CLIENT"), ("CCD_FRAME_TYPE", "FRAME_LIGHT"),
-                         ("CCD_CAPTURE_FORMAT", "INDI_MONO_16")):
+                         ("CCD_CAPTURE_FORMAT", "INDI_MONO_16"),
+                         ("CCD_COMPRESSION", "INDI_DISABLED")):
         await answered(client, name, await set_switch(client, name, member))
     await answered(client, "READ_MODE", await set_numbers(client, "READ_MODE", MODE=1))
     await answered(client, "CCD_GAIN", await set_numbers(client, "CCD_GAIN", GAIN=10))
@@ -283,8 +286,6 @@ async def test_local_upload_saves_the_file_and_sends_no_blob(
     assert isinstance(element, TextElement)
     saved = Path(element.value)
     assert saved == tmp_path / "night" / "M31_001.fits"
-    from astropy.io import fits
-
     with fits.open(saved) as hdus:
         assert hdus[0].data.shape == (64, 128)
     await main.wait_quiet(0.5)
@@ -334,3 +335,67 @@ async def test_read_only_property_is_refused_with_a_message(main: IndiClient) ->
     note = await main.wait_for(lambda m: isinstance(m, Message) and "read-only" in
                                (m.message or ""), start=start)
     assert note is not None
+
+
+async def test_compression_sends_a_tile_compressed_fits_fz(
+    main: IndiClient, blob_link: IndiClient
+) -> None:
+    await reset_camera(main)
+    await answered(main, "SIM_SCENE", await set_switch(main, "SIM_SCENE", "SCENE_STARS"))
+    await answered(main, "CCD_FRAME", await set_numbers(
+        main, "CCD_FRAME", X=0, Y=0, WIDTH=2048, HEIGHT=2048))
+    await answered(main, "CCD_COMPRESSION", await set_switch(main, "CCD_COMPRESSION",
+                                                             "INDI_ENABLED"))
+    start = len(blob_link.received)
+    await expose(main, 0.2)
+    await blob_link.wait_for(is_blob, start=start)
+    (blob,) = blobs(blob_link.received[start:])
+    assert blob.format == ".fits.fz"
+    with decode_fits(blob) as hdus:
+        assert image(hdus).shape == (2048, 2048)
+        assert isinstance(hdus[1], fits.CompImageHDU)
+    assert b"ZCMPTYPE= 'RICE_1" in pybase64.b64decode(bytes(blob.data_b64))
+    assert blob.size < 2048 * 2048 * 2  # it is smaller than the plain image
+    await answered(main, "CCD_COMPRESSION", await set_switch(main, "CCD_COMPRESSION",
+                                                             "INDI_DISABLED"))
+
+
+async def test_upload_both_saves_and_sends_the_same_bytes(
+    main: IndiClient, blob_link: IndiClient, tmp_path: Path
+) -> None:
+    await reset_camera(main)
+    await answered(main, "CCD_FRAME", await set_numbers(
+        main, "CCD_FRAME", X=0, Y=0, WIDTH=96, HEIGHT=48))
+    await answered(main, "UPLOAD_SETTINGS", await set_texts(
+        main, "UPLOAD_SETTINGS", UPLOAD_DIR=str(tmp_path), UPLOAD_PREFIX="BOTH_XXX"))
+    await answered(main, "UPLOAD_MODE", await set_switch(main, "UPLOAD_MODE", "UPLOAD_BOTH"))
+    start = len(blob_link.received)
+    await expose(main, 0.05)
+    await blob_link.wait_for(is_blob, start=start)
+    (blob,) = blobs(blob_link.received[start:])
+    assert (tmp_path / "BOTH_001.fits").read_bytes() == pybase64.b64decode(bytes(blob.data_b64))
+    await answered(main, "UPLOAD_MODE", await set_switch(main, "UPLOAD_MODE", "UPLOAD_CLIENT"))
+
+
+async def test_sensor_controls_reach_the_backend_and_the_header(
+    main: IndiClient, blob_link: IndiClient
+) -> None:
+    await reset_camera(main)
+    for name, values in (("USB_SPEED", {"SPEED": 2}), ("USB_TRAFFIC", {"TRAFFIC": 12}),
+                         ("CCD_OFFSET", {"OFFSET": 60})):
+        reply = await answered(main, name, await set_numbers(main, name, **values))
+        assert reply.state == "Ok", name
+    amp = await answered(main, "CCD_AMP_GLOW", await set_switch(main, "CCD_AMP_GLOW", "AMP_OFF"))
+    assert amp.state == "Ok"
+    heater = await answered(main, "CCD_HEATER", await set_switch(main, "CCD_HEATER",
+                                                                 "HEATER_MID"))
+    assert heater.state == "Ok"
+    start = len(blob_link.received)
+    await expose(main, 0.05)
+    await blob_link.wait_for(is_blob, start=start)
+    with decode_fits(blobs(blob_link.received[start:])[0]) as hdus:
+        assert hdus[0].header["OFFSET"] == 60
+        assert abs(np.median(image(hdus)) / 16 - 60) < 10
+    await answered(main, "CCD_OFFSET", await set_numbers(main, "CCD_OFFSET", OFFSET=140))
+    await answered(main, "USB_SPEED", await set_numbers(main, "USB_SPEED", SPEED=1))
+    await answered(main, "CCD_AMP_GLOW", await set_switch(main, "CCD_AMP_GLOW", "AMP_AUTO"))
