@@ -93,13 +93,29 @@ class LightElement:
 class BlobElement:
     """A BLOB member. `data_b64` is the base64 text exactly as it travels (no whitespace), kept
     encoded so one encoding can be shared by every connection. `size` is the decoded (and
-    decompressed) byte count. A defBLOB carries only name and label."""
+    decompressed) byte count. A defBLOB carries only name and label.
+
+    `data` is the payload itself (what `size` counts, unless the format ends in .z), for
+    clients on the local socket, which get it as shared memory instead of base64. The encoder
+    never writes it. A producer may give `data` alone: the server then makes the base64 only
+    if a client that needs it wants the frame."""
 
     name: str
     label: str | None = None
     format: str = ""
     size: int = 0
     data_b64: bytes | memoryview = b""
+    data: bytes | memoryview | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def attachable(self) -> bool:
+        """Whether `data` can travel as a shared-memory attachment: libindi maps exactly `size`
+        bytes of it, so it must be the whole payload (not a .z-compressed one)."""
+        data = self.data
+        if data is None or self.size <= 0:
+            return False
+        length = data.nbytes if isinstance(data, memoryview) else len(data)
+        return length == self.size
 
 
 Element = TextElement | NumberElement | SwitchElement | LightElement | BlobElement

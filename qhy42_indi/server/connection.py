@@ -2,11 +2,13 @@
 
 Messages reach a connection already encoded (`Outgoing`), once for all connections; the
 connection only decides whether this client gets it and queues references to the same
-buffers. A writer task hands them to the stream, which sends straight from those buffers, so
-a slow client fills its own queue and nobody else's. Past `drop_stream_bytes` behind, stream
-frames are dropped for this client; past `max_behind_bytes` it is disconnected, as indiserver
-does with -d and -m (reference indi-protocol.md 2.5). Science frames are never dropped for a
-client that stays connected.
+buffers. A frame given only as raw bytes gets its base64 once, in a worker thread, when the
+first connection that needs it is about to send it (local clients take shared memory
+instead, see local.py). A writer task hands them to the stream, which sends straight from
+those buffers, so a slow client fills its own queue and nobody else's. Past
+`drop_stream_bytes` behind, stream frames are dropped for this client; past
+`max_behind_bytes` it is disconnected, as indiserver does with -d and -m (reference
+indi-protocol.md 2.5). Science frames are never dropped for a client that stays connected.
 """
 
 from __future__ import annotations
@@ -15,15 +17,19 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar, cast
+
+import pybase64
 
 from qhy42_indi.indi.blobpolicy import BlobPolicy
-from qhy42_indi.indi.encoder import encode_chunks
+from qhy42_indi.indi.encoder import Chunk, encode_chunks
 from qhy42_indi.indi.messages import (
     BlobElement,
     DefVector,
     DelProperty,
+    Element,
     IndiMessage,
     Message,
     SetVector,
@@ -43,34 +49,105 @@ class QueueLimits:
 DEFAULT_LIMITS = QueueLimits()
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """A message encoded once; the same chunks are queued to every connection that wants it."""
+T = TypeVar("T")
 
-    chunks: tuple[bytes | memoryview, ...]
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Outgoing:
+    """A message encoded once; the same chunks are queued to every connection that wants it.
+
+    `chunks` is the XML with base64 payloads, or None for a frame given only as raw bytes
+    (BlobElement.data): `inline_chunks()` then makes it on first need. Any other form of the
+    message (the shared-memory one for local clients) is made once through `shared()`.
+    `nbytes` is the size of the base64 form, made or not: what the lag bounds count."""
+
+    message: IndiMessage
+    chunks: tuple[Chunk, ...] | None
     nbytes: int
     device: str | None
     name: str | None
     is_blob: bool  # a setBLOBVector: subject to the BLOB policy
     is_stream: bool  # a video frame: may be dropped for a client that lags
+    _forms: dict[Callable[..., Any], asyncio.Future[Any]] = field(
+        default_factory=dict, repr=False
+    )
 
     @classmethod
     def of(cls, message: IndiMessage) -> Outgoing:
-        chunks = tuple(encode_chunks(message))
         device, name = _address(message)
         is_blob = isinstance(message, SetVector) and message.kind is VectorKind.BLOB
-        is_stream = is_blob and any(
-            isinstance(e, BlobElement) and "stream" in e.format
-            for e in message.elements  # type: ignore[union-attr]
-        )
+        members = message.elements if isinstance(message, SetVector) and is_blob else ()
+        is_stream = any(isinstance(e, BlobElement) and "stream" in e.format for e in members)
+        chunks: tuple[Chunk, ...] | None = tuple(encode_chunks(message))
+        nbytes = sum(len(c) for c in chunks or ())
+        if any(_needs_base64(e) for e in members):
+            # What was encoded has empty payloads; the base64 waits for a client wanting it.
+            nbytes += sum(_base64_length(e) for e in members if _needs_base64(e))
+            chunks = None
         return cls(
+            message=message,
             chunks=chunks,
-            nbytes=sum(len(c) for c in chunks),
+            nbytes=nbytes,
             device=device,
             name=name,
             is_blob=is_blob,
             is_stream=is_stream,
         )
+
+    async def inline_chunks(self) -> tuple[Chunk, ...]:
+        """The XML with base64 payloads (made now, once for everyone, if it was deferred)."""
+        if self.chunks is not None:
+            return self.chunks
+        return await self.shared(_encode_with_base64)
+
+    async def shared(self, build: Callable[[IndiMessage], T]) -> T:
+        """`build(message)`, run once in a worker thread by whichever connection asks first;
+        every connection gets that same result (or exception). `build` is the key, so pass a
+        module-level function. A caller that is cancelled does not cancel it for the rest."""
+        job = self._forms.get(build)
+        if job is None:
+            job = asyncio.ensure_future(asyncio.to_thread(build, self.message))
+            job.add_done_callback(_retrieve_outcome)
+            self._forms[build] = job
+        return cast(T, await asyncio.shield(job))
+
+
+def _retrieve_outcome(job: asyncio.Future[Any]) -> None:
+    # Marks the exception as seen when every caller was cancelled before it came.
+    if not job.cancelled():
+        job.exception()
+
+
+def _byte_length(data: bytes | memoryview) -> int:
+    return data.nbytes if isinstance(data, memoryview) else len(data)
+
+
+def _needs_base64(element: Element) -> bool:
+    return (
+        isinstance(element, BlobElement)
+        and element.data is not None
+        and _byte_length(element.data) > 0
+        and _byte_length(element.data_b64) == 0
+    )
+
+
+def _base64_length(element: Element) -> int:
+    data = element.data if isinstance(element, BlobElement) else None
+    return 0 if data is None else 4 * ((_byte_length(data) + 2) // 3)
+
+
+def _with_base64(element: Element) -> Element:
+    if isinstance(element, BlobElement) and element.data is not None and _needs_base64(element):
+        return replace(element, data_b64=pybase64.b64encode(element.data))
+    return element
+
+
+def _encode_with_base64(message: IndiMessage) -> tuple[Chunk, ...]:
+    """Blocking (run in a worker thread): the inline form of a frame whose base64 was left
+    to the server."""
+    if isinstance(message, SetVector):
+        message = replace(message, elements=tuple(_with_base64(e) for e in message.elements))
+    return tuple(encode_chunks(message))
 
 
 def _address(message: IndiMessage) -> tuple[str | None, str | None]:
@@ -188,8 +265,9 @@ class Connection:
                 out = self._queue.popleft()
                 self._queued_bytes -= out.nbytes
                 self._in_flight_bytes = out.nbytes
-                for chunk in out.chunks:
-                    await self._stream.send(chunk)
+                await self._write(out)
+                # Let go of it now, not at the next message: the last holder frees the frame.
+                del out
                 self._in_flight_bytes = 0
         except OSError as error:
             # Stop writing but keep the read side: what the client sent before it left
@@ -199,6 +277,11 @@ class Connection:
             self._queue.clear()
             self._queued_bytes = self._in_flight_bytes = 0
             self._drained.set()
+
+    async def _write(self, out: Outgoing) -> None:
+        """Hand one message to the stream, base64 payloads inline (local.py overrides it)."""
+        for chunk in await out.inline_chunks():
+            await self._stream.send(chunk)
 
     async def flush(self, timeout_s: float) -> None:
         """Wait (bounded) until everything queued has been handed to the client."""

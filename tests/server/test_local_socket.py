@@ -7,7 +7,6 @@ does. Frames are published straight onto a hub; tests/interop has the real clien
 
 from __future__ import annotations
 
-import array
 import asyncio
 import base64
 import fcntl
@@ -15,11 +14,9 @@ import logging
 import mmap
 import os
 import re
-import socket
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -34,10 +31,10 @@ from qhy42_indi.server.connection import QueueLimits
 from qhy42_indi.server.hub import Hub
 from qhy42_indi.server.tcp import start_tcp_server
 from tests.support.client import IndiClient
+from tests.support.local_client import LocalClient, mapped
 
 DEVICE = "QHY CCD TEST"
 FRAME = bytes(range(256)) * 40 + b"END"  # 10243 bytes: not a multiple of 3 or of a page
-WAIT_S = 10.0
 
 
 def frame_message(
@@ -50,74 +47,6 @@ def frame_message(
     )
     return SetVector(kind=VectorKind.BLOB, device=DEVICE, name="CCD1", state=PropertyState.OK,
                      elements=(element,))
-
-
-@dataclass
-class Received:
-    xml: str
-    fds: list[int]
-
-
-@dataclass
-class LocalClient:
-    """A blocking client on the abstract socket; run its calls through asyncio.to_thread."""
-
-    sock: socket.socket
-    buffer: bytes = b""
-    fds: list[int] = field(default_factory=list)  # received, not yet matched to a message
-    owned: list[int] = field(default_factory=list)  # every descriptor received: closed at close
-
-    @classmethod
-    def connect(cls, path: str) -> LocalClient:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(WAIT_S)
-        sock.connect("\0" + path)
-        return cls(sock)
-
-    def send(self, xml: str) -> None:
-        self.sock.sendall(xml.encode())
-
-    def take_blobs(self, mode: str = "Also") -> None:
-        """Ask for everything and BLOBs; return once the server has acted on it."""
-        self.send(f'<getProperties version="1.7"/><enableBLOB device="{DEVICE}">{mode}'
-                  '</enableBLOB><pingRequest uid="ready"/>')
-        self.read_until(b'<pingReply uid="ready"/>')
-
-    def read_until(self, marker: bytes) -> bytes:
-        while marker not in self.buffer:
-            room = socket.CMSG_SPACE(16 * array.array("i").itemsize)
-            data, ancillary, _, _ = self.sock.recvmsg(1 << 16, room)
-            if not data:
-                raise EOFError(f"server closed before {marker!r}")
-            for level, kind, payload in ancillary:
-                assert (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS)
-                fds = array.array("i")
-                fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
-                self.fds.extend(fds)
-                self.owned.extend(fds)
-            self.buffer += data
-        end = self.buffer.index(marker) + len(marker)
-        head, self.buffer = self.buffer[:end], self.buffer[end:]
-        return head
-
-    def next_blob(self) -> Received:
-        head = self.read_until(b"</setBLOBVector>\n")
-        start = head.rindex(b"<setBLOBVector")
-        xml = head[start:].decode()
-        count = xml.count('attached="true"')
-        taken, self.fds = self.fds[:count], self.fds[count:]
-        return Received(xml, taken)
-
-    def close(self) -> None:
-        for fd in self.owned:
-            os.close(fd)
-        self.sock.close()
-
-
-def mapped(fd: int, size: int) -> bytes:
-    """What libindi does with an attachment: map `size` bytes read-only, copy, unmap."""
-    with mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ) as view:
-        return bytes(view)
 
 
 def one_blob(xml: str) -> ET.Element:
@@ -143,7 +72,7 @@ async def served(path: str) -> AsyncIterator[Hub]:
 
 async def connected(path: str, mode: str = "Also") -> LocalClient:
     client = await asyncio.to_thread(LocalClient.connect, path)
-    await asyncio.to_thread(client.take_blobs, mode)
+    await asyncio.to_thread(client.take_blobs, DEVICE, mode)
     return client
 
 
@@ -290,6 +219,13 @@ async def test_what_libindi_could_not_map_goes_inline(
         assert base64.b64decode(one_blob(got.xml).text or "") == FRAME
     finally:
         client.close()
+
+
+def test_nothing_is_attached_when_the_base64_does_not_decode() -> None:
+    broken = SetVector(kind=VectorKind.BLOB, device=DEVICE, name="CCD1", state=PropertyState.OK,
+                       elements=(BlobElement(name="CCD1", format=".fits", size=3,
+                                             data_b64=b"QU*D"),))
+    assert local.build_attached(broken) is None  # so it goes inline, as it came
 
 
 async def test_without_shared_memory_a_local_client_gets_base64(
