@@ -14,10 +14,17 @@ from datetime import UTC
 
 from qhy42_indi import __version__
 from qhy42_indi.backends.base import CameraBackend, ExposureStart, Frame
-from qhy42_indi.camera.delivery import PreparedFrame, UploadMode, prepare_off_loop, save_off_loop
+from qhy42_indi.camera.delivery import UploadMode, encode_off_loop, save_off_loop
 from qhy42_indi.camera.device_base import Handler, PropertyDevice
 from qhy42_indi.camera.exposure import ExposureController
-from qhy42_indi.camera.fits import Card, FrameMetadata, FrameType, custom_card, standard_cards
+from qhy42_indi.camera.fits import (
+    Card,
+    EncodedFrame,
+    FrameMetadata,
+    FrameType,
+    custom_card,
+    standard_cards,
+)
 from qhy42_indi.camera.hdr import Splice, merge_hdr, splice_cards
 from qhy42_indi.camera.settings import SensorSettings
 from qhy42_indi.camera.upload import UploadError
@@ -156,22 +163,21 @@ class Capture:
         to_clients = mode in (UploadMode.CLIENT, UploadMode.BOTH)
         compress = props["CCD_COMPRESSION"].is_on("INDI_ENABLED")
         cards = [*standard_cards(self._metadata(frame)), *extra_cards]
-        prepared = await prepare_off_loop(pixels, cards, compress=compress,
-                                          with_base64=to_clients)
+        encoded = await encode_off_loop(pixels, cards, compress=compress)
         failure = None
         if mode in (UploadMode.LOCAL, UploadMode.BOTH):
-            failure = await self._save(prepared)
+            failure = await self._save(encoded)
         if to_clients:
-            self._send_blob(prepared)
+            self._send_blob(encoded)
         self.frames_delivered += 1
         if failure is not None:
             raise DeliveryFailed(failure)
 
-    async def _save(self, prepared: PreparedFrame) -> str | None:
+    async def _save(self, encoded: EncodedFrame) -> str | None:
         upload = self._device.props["UPLOAD_SETTINGS"]
         try:
             path = await save_off_loop(str(upload.value("UPLOAD_DIR")),
-                                       str(upload.value("UPLOAD_PREFIX")), prepared)
+                                       str(upload.value("UPLOAD_PREFIX")), encoded)
         except UploadError as error:
             self._device.alert("CCD_FILE_PATH", str(error))
             return str(error)
@@ -179,14 +185,12 @@ class Capture:
         self._device.update("CCD_FILE_PATH", PropertyState.OK)
         return None
 
-    def _send_blob(self, prepared: PreparedFrame) -> None:
-        assert prepared.base64 is not None
+    def _send_blob(self, encoded: EncodedFrame) -> None:
         ccd1 = self._device.props["CCD1"]
-        ccd1.set_blob("CCD1", prepared.base64, prepared.encoded.blob_size,
-                      prepared.encoded.format)
+        ccd1.set_blob("CCD1", encoded.data, encoded.format)
         self._device.update("CCD1", PropertyState.OK)
         # The vector must not keep a frame alive after it went out.
-        ccd1.set_blob("CCD1", b"", 0, "")
+        ccd1.set_blob("CCD1", None, "")
 
     # ---- FITS metadata -------------------------------------------------------------------
 

@@ -111,10 +111,16 @@ class PropertyVector:
         index = self.elements.index(element)
         self.elements[index] = replace(element, min=minimum, max=maximum, step=new_step)
 
-    def set_blob(self, name: str, data_b64: bytes | memoryview, size: int, fmt: str) -> None:
+    def set_blob(self, name: str, data: bytes | bytearray | memoryview | None, fmt: str) -> None:
+        """The BLOB's payload as raw bytes (None to clear it); the server makes the base64
+        once, and only if a client that needs base64 wants the frame."""
         for index, element in enumerate(self.elements):
             if element.name == name and isinstance(element, BlobElement):
-                self.elements[index] = replace(element, data_b64=data_b64, size=size, format=fmt)
+                payload = None if data is None else memoryview(data)
+                size = 0 if payload is None else payload.nbytes
+                self.elements[index] = replace(
+                    element, data_b64=b"", data=payload, size=size, format=fmt
+                )
                 return
         raise KeyError(f"{self.name} has no BLOB {name}")
 

@@ -107,6 +107,10 @@ def daemon_argv(port: int, *extra: str) -> list[str]:
 
 @contextlib.contextmanager
 def daemon(*extra: str, home: Path | None = None) -> Iterator[Running]:
+    """Our daemon on a free port. It serves no local socket unless the test names one, so
+    daemons of concurrent tests do not compete for @/tmp/indiserver."""
+    if not any(arg.startswith("--local-socket") for arg in extra):
+        extra = (*extra, "--no-local-socket")
     port = free_port()
     with running(daemon_argv(port, *extra), port, home) as proc:
         yield proc
