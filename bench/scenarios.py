@@ -1,0 +1,138 @@
+"""The benchmark's scenarios and the property settings each needs on each side.
+
+Both sides get the same workload (peer-benchmark.md): a dark frame with nothing to draw,
+polling every 10 ms, exposure 0.01 s (the C++ simulator's minimum), one warm-up frame, then
+back-to-back exposures. The C++ side is `indiserver indi_simulator_ccd` (device
+"CCD Simulator"), the frame size set through its SIMULATOR_SETTINGS; ours is the QHY42PRO
+simulator, the frame size set through READ_MODE (0 = HDR 4096x2048, 1 = STD 2048x2048) and
+CCD_FRAME. A property the device lacks makes a required setting fail as "n/a", with the
+reason, rather than being guessed around.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from bench.client import Setting
+
+Side = Literal["cpp", "ours"]
+SIDES: Final[tuple[Side, ...]] = ("cpp", "ours")
+SIDE_LABELS: Final[dict[Side, str]] = {"cpp": "C++", "ours": "ours"}
+
+EXPOSURE_S: Final = 0.01
+POLLING_MS: Final = 10
+READ_MODE_HDR: Final = 0
+READ_MODE_STD: Final = 1
+
+
+def _on(element: str) -> dict[str, bool]:
+    return {element: True}
+
+
+def _compression(enabled: bool) -> Setting:
+    return Setting("CCD_COMPRESSION", _on("INDI_ENABLED" if enabled else "INDI_DISABLED"))
+
+
+def cpp_settings(width: int, height: int, *, bits: int = 16, compressed: bool = False,
+                 sensor: tuple[int, int] | None = None) -> list[Setting]:
+    """indi_simulator_ccd: sensor size and noise first (they reset CCD_FRAME), then the rest.
+    The sensor is width x height unless `sensor` is given (its minimum is 512x512; a smaller
+    frame is a subframe)."""
+    sensor_width, sensor_height = sensor or (width, height)
+    settings = [
+        Setting("SIMULATOR_SETTINGS",
+                {"SIM_XRES": sensor_width, "SIM_YRES": sensor_height, "SIM_NOISE": 0}),
+        Setting("POLLING_PERIOD", {"PERIOD_MS": POLLING_MS}),
+        Setting("CCD_FRAME_TYPE", _on("FRAME_DARK")),
+    ]
+    if bits == 8:
+        # Its CCD_CAPTURE_FORMAT offers INDI_MONO only and CCD_INFO is read-only: this fails
+        # as n/a, naming what the simulator does offer.
+        settings.append(Setting("CCD_CAPTURE_FORMAT", _on("INDI_MONO_8")))
+    settings += [
+        Setting("CCD_BINNING", {"HOR_BIN": 1, "VER_BIN": 1}),
+        Setting("CCD_FRAME", {"X": 0, "Y": 0, "WIDTH": width, "HEIGHT": height}),
+        _compression(compressed),
+    ]
+    return settings
+
+
+def ours_settings(read_mode: int, width: int, height: int, *, bits: int = 16,
+                  compressed: bool = False) -> list[Setting]:
+    """Our QHY42PRO: the read mode first (it sets the sensor size), then the rest. STD is the
+    default read mode, so READ_MODE is needed only for HDR."""
+    return [
+        Setting("READ_MODE", {"MODE": read_mode}, required=read_mode != READ_MODE_STD),
+        Setting("POLLING_PERIOD", {"PERIOD_MS": POLLING_MS}, required=False),
+        Setting("CCD_FRAME_TYPE", _on("FRAME_DARK")),
+        Setting("CCD_CAPTURE_FORMAT", _on("INDI_MONO_8" if bits == 8 else "INDI_MONO_16")),
+        Setting("CCD_BINNING", {"HOR_BIN": 1, "VER_BIN": 1}),
+        Setting("CCD_FRAME", {"X": 0, "Y": 0, "WIDTH": width, "HEIGHT": height}),
+        _compression(compressed),
+    ]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    title: str
+    frames: int  # timed frames per run (after one warm-up)
+    quick_frames: int
+    settings: dict[Side, Callable[[], Sequence[Setting]]] = field(default_factory=dict)
+    listeners: int = 0  # receive-only clients beside the commanding one
+    stalled: bool = False  # a client that enables BLOBs and never reads
+    measure_idle: bool = False  # idle CPU and RSS after CONNECT, before configuring
+    placeholder: str | None = None  # not measured yet: why (printed as n/a)
+
+
+SCENARIOS: Final[tuple[Scenario, ...]] = (
+    Scenario(
+        "2k16", "2048x2048 16-bit, 1 client", 30, 10,
+        {"cpp": lambda: cpp_settings(2048, 2048),
+         "ours": lambda: ours_settings(READ_MODE_STD, 2048, 2048)},
+        measure_idle=True,
+    ),
+    Scenario(
+        "2k16x4", "2048x2048 16-bit, 4 clients (1 commands, 3 listen)", 30, 10,
+        {"cpp": lambda: cpp_settings(2048, 2048),
+         "ours": lambda: ours_settings(READ_MODE_STD, 2048, 2048)},
+        listeners=3,
+    ),
+    Scenario(
+        "4k16", "4096x2048 16-bit, 1 client", 15, 6,
+        {"cpp": lambda: cpp_settings(4096, 2048),
+         "ours": lambda: ours_settings(READ_MODE_HDR, 4096, 2048)},
+    ),
+    Scenario(
+        "2k8", "2048x2048 8-bit, 1 client", 30, 10,
+        {"cpp": lambda: cpp_settings(2048, 2048, bits=8),
+         "ours": lambda: ours_settings(READ_MODE_STD, 2048, 2048, bits=8)},
+    ),
+    Scenario(
+        "2k16z", "2048x2048 16-bit compressed (CCD_COMPRESSION), 1 client", 20, 6,
+        {"cpp": lambda: cpp_settings(2048, 2048, compressed=True),
+         "ours": lambda: ours_settings(READ_MODE_STD, 2048, 2048, compressed=True)},
+    ),
+    Scenario(
+        "stall", "2048x2048 16-bit, 1 client beside a stalled one", 30, 20,
+        {"cpp": lambda: cpp_settings(2048, 2048),
+         "ours": lambda: ours_settings(READ_MODE_STD, 2048, 2048)},
+        stalled=True,
+    ),
+    Scenario(
+        "shm", "local client through the shared-memory path", 0, 0,
+        placeholder="slot for a later change (local shared-memory transport)",
+    ),
+)
+
+BASELINE_KEY: Final = "2k16"
+
+
+def by_key(keys: Sequence[str]) -> list[Scenario]:
+    known = {scenario.key: scenario for scenario in SCENARIOS}
+    unknown = [key for key in keys if key not in known]
+    if unknown:
+        raise ValueError(f"unknown scenario {', '.join(unknown)}; known: {', '.join(known)}")
+    return [known[key] for key in keys]

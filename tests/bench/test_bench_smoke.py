@@ -1,0 +1,99 @@
+"""Smoke test of the benchmark harness against the C++ stack (indiserver + indi_simulator_ccd).
+
+Tiny frames, two of them: the client commands, receives and decodes them, and its result
+record is complete and JSON-ready; the runner's one-run path gives every figure it prints.
+Nothing here is timed: speed is bench/run.py's business, never a test's.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bench.client import BlobClient, ClientRecord
+from bench.run import HOST, SIDE_SPECS, Options, ServerProcess, run_once
+from bench.scenarios import EXPOSURE_S, Scenario, cpp_settings
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("indiserver") is None or shutil.which("indi_simulator_ccd") is None,
+    reason="needs Debian indi-bin (indiserver, indi_simulator_ccd): run `make test`",
+)
+
+WIDTH, HEIGHT = 64, 48  # a subframe: the simulator's sensor is at least 512x512
+SENSOR = (512, 512)
+FITS_BLOCK = 2880
+
+
+@pytest.fixture
+async def cpp_server() -> AsyncIterator[ServerProcess]:
+    with tempfile.TemporaryDirectory(prefix="qhy42-bench-test-") as tmp:
+        server = ServerProcess(SIDE_SPECS["cpp"], Path(tmp))
+        try:
+            await server.wait_ready()
+            yield server
+        finally:
+            server.stop()
+        assert server.process.poll() is not None
+
+
+@pytest.mark.parametrize("blob_mode", ["also", "kstars"])
+async def test_client_receives_and_decodes_two_frames(cpp_server: ServerProcess,
+                                                      blob_mode: str) -> None:
+    client = BlobClient(HOST, cpp_server.port, SIDE_SPECS["cpp"].device,
+                        blob_mode="kstars" if blob_mode == "kstars" else "also")
+    try:
+        await client.open()
+        await client.connect_device()
+        await client.configure(cpp_settings(WIDTH, HEIGHT, sensor=SENSOR))
+        await client.enable_blobs()
+        record = await client.expose(EXPOSURE_S, 2, warmup=1)
+        head = client.blobs.first_frame_head
+    finally:
+        await client.close()
+
+    assert record.error is None
+    assert len(record.frames) == len(record.command_times) == 2
+    assert head.startswith(b"SIMPLE  =")
+    cards = {head[at:at + 8].strip(): head[at + 10:at + 80].split(b"/")[0].strip()
+             for at in range(0, len(head), 80)}
+    assert (cards[b"NAXIS1"], cards[b"NAXIS2"], cards[b"BITPIX"]) == (b"64", b"48", b"16")
+    fits_bytes = FITS_BLOCK + -(-WIDTH * HEIGHT * 2 // FITS_BLOCK) * FITS_BLOCK
+    for frame, sent in zip(record.frames, record.command_times, strict=True):
+        assert frame.format == ".fits"
+        assert frame.nbytes == frame.size
+        assert frame.nbytes % FITS_BLOCK == 0 and frame.nbytes >= fits_bytes
+        assert frame.b64_len == 4 * -(-frame.nbytes // 3)
+        assert frame.decoded_at > sent
+
+    data = json.loads(json.dumps(record.to_dict()))
+    assert data["role"] == "command" and data["blob_mode"] == blob_mode
+    assert data["started_at"] == record.command_times[0]
+    summary = data["summary"]
+    assert summary["frames"] == 2
+    for key in ("fps", "mb_per_s", "latency_median_ms", "latency_p95_ms"):
+        assert isinstance(summary[key], float) and summary[key] > 0
+    assert summary["latency_p95_ms"] >= summary["latency_median_ms"]
+    assert ClientRecord("listen", "x", "also").summary()["fps"] is None
+
+
+async def test_one_runner_run_reports_every_figure() -> None:
+    scenario = Scenario("tiny", "tiny", 2, 2,
+                        {"cpp": lambda: cpp_settings(WIDTH, HEIGHT, sensor=SENSOR)},
+                        listeners=1, measure_idle=True)
+    opts = Options(runs=1, quick=True, blob_mode="also", timeout_s=15, idle_s=0.2, budget_s=30)
+
+    result = await run_once(SIDE_SPECS["cpp"], scenario, opts)
+
+    assert result.status == "ok", result.reason
+    figures = result.figures
+    assert figures["frames"] == 2 and figures["every_client_got_every_frame"]
+    assert figures["listeners"][0]["frames"] == 2
+    assert set(figures["cpu_ms_per_frame_by_process"]) == {"indiserver", "indi_simulator_ccd"}
+    assert figures["rss_peak_mib"] >= figures["rss_idle_mib"] > 0
+    assert figures["idle_cpu_ms_per_s"] >= 0 and figures["cpu_ms_per_frame"] >= 0
+    json.dumps(figures)
