@@ -185,15 +185,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def ours_argv(port: int, workdir: Path) -> list[str]:
+def ours_argv(port: int, workdir: Path, extra: Sequence[str] = ()) -> list[str]:
     # Like indiserver's -u below: its own local socket, not the shared default.
     script = VENV_BIN / "qhy42-indi"
     command = [str(script)] if script.exists() else [sys.executable, "-m", "qhy42_indi.cli"]
     return [*command, "serve", "--host", HOST, "--port", str(port), "--local-socket",
-            str(workdir / "qhy42.sock"), "--backend", "simulator", "--device-name", OURS_DEVICE]
+            str(workdir / "qhy42.sock"), "--backend", "simulator", "--device-name", OURS_DEVICE,
+            *extra]
 
 
-def cpp_argv(port: int, workdir: Path) -> list[str]:
+def cpp_argv(port: int, workdir: Path, extra: Sequence[str] = ()) -> list[str]:
     # -u: its own local socket (abstract namespace), so concurrent indiservers do not clash.
     # indiserver 1.9.9 has no option to bind one address: it listens on all of them.
     indiserver = shutil.which("indiserver") or "indiserver"
@@ -205,7 +206,7 @@ def cpp_argv(port: int, workdir: Path) -> list[str]:
 class SideSpec:
     side: Side
     device: str
-    argv: Callable[[int, Path], list[str]]
+    argv: Callable[[int, Path, Sequence[str]], list[str]]
 
 
 SIDE_SPECS: Final[dict[Side, SideSpec]] = {
@@ -217,7 +218,7 @@ SIDE_SPECS: Final[dict[Side, SideSpec]] = {
 class ServerProcess:
     """One server with a temporary HOME and a log; stop() ends it and its children."""
 
-    def __init__(self, spec: SideSpec, workdir: Path) -> None:
+    def __init__(self, spec: SideSpec, workdir: Path, extra: Sequence[str] = ()) -> None:
         self.spec = spec
         self.workdir = workdir
         self.port = free_port()
@@ -229,7 +230,7 @@ class ServerProcess:
         env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                spec.argv(self.port, workdir), stdin=subprocess.DEVNULL, stdout=log,
+                spec.argv(self.port, workdir, extra), stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, env=env, cwd=home)
         self.known: dict[int, ProcStat] = {}
 
@@ -499,7 +500,8 @@ async def run_once(spec: SideSpec, scenario: Scenario, opts: Options) -> RunResu
     settings = scenario.settings[spec.side]()
     with tempfile.TemporaryDirectory(prefix=f"qhy42-bench-{spec.side}-") as tmp:
         workdir = Path(tmp)
-        server = ServerProcess(spec, workdir)
+        server = ServerProcess(spec, workdir,
+                               scenario.ours_args if spec.side == "ours" else ())
         sampler: Sampler | None = None
         client = BlobClient(HOST, server.port, spec.device, blob_mode=opts.blob_mode,
                             timeout_s=opts.timeout_s)
@@ -1013,7 +1015,7 @@ async def _main(args: argparse.Namespace) -> int:
     payload = {"timestamp": dt.datetime.now().astimezone().isoformat(), "machine": info,
                "options": {**vars(opts)}, "sides": {side: {
                    "device": SIDE_SPECS[side].device,
-                   "argv": SIDE_SPECS[side].argv(0, Path("<tmp>"))} for side in sides},
+                   "argv": SIDE_SPECS[side].argv(0, Path("<tmp>"), ())} for side in sides},
                "elapsed_s": elapsed, "scenarios": _jsonable(results, scenarios, opts)}
     path.write_text(json.dumps(payload, indent=1, default=str) + "\n")
     print(f"results: {path} ({elapsed:.0f} s)")

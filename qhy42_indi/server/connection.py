@@ -59,7 +59,8 @@ class Outgoing:
     `chunks` is the XML with base64 payloads, or None for a frame given only as raw bytes
     (BlobElement.data): `inline_chunks()` then makes it on first need. Any other form of the
     message (the shared-memory one for local clients) is made once through `shared()`.
-    `nbytes` is the size of the base64 form, made or not: what the lag bounds count."""
+    `nbytes` is what the lag bounds count: the base64 form (made or not) and, for a frame
+    given as raw bytes, those bytes too, since a queued frame keeps both alive."""
 
     message: IndiMessage
     chunks: tuple[Chunk, ...] | None
@@ -82,7 +83,11 @@ class Outgoing:
         nbytes = sum(len(c) for c in chunks or ())
         if any(_needs_base64(e) for e in members):
             # What was encoded has empty payloads; the base64 waits for a client wanting it.
-            nbytes += sum(_base64_length(e) for e in members if _needs_base64(e))
+            # A queued frame pins its raw bytes and its base64: the lag bounds count both,
+            # so they bound the memory a lagging client can hold, not just the wire bytes.
+            nbytes += sum(
+                _base64_length(e) + _raw_length(e) for e in members if _needs_base64(e)
+            )
             chunks = None
         return cls(
             message=message,
@@ -129,6 +134,11 @@ def _needs_base64(element: Element) -> bool:
         and _byte_length(element.data) > 0
         and _byte_length(element.data_b64) == 0
     )
+
+
+def _raw_length(element: Element) -> int:
+    data = element.data if isinstance(element, BlobElement) else None
+    return 0 if data is None else _byte_length(data)
 
 
 def _base64_length(element: Element) -> int:
