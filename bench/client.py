@@ -21,9 +21,13 @@ Command line (prints one JSON record on stdout):
 from __future__ import annotations
 
 import argparse
+import array
 import asyncio
 import contextlib
 import json
+import mmap
+import os
+import select
 import signal
 import socket
 import statistics
@@ -32,7 +36,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 import pybase64
 
@@ -135,6 +139,23 @@ class Setting:
 Predicate = Callable[[IndiMessage], bool]
 
 
+class Writer(Protocol):
+    """What a Link writes through: an asyncio transport, or the local socket's writer."""
+
+    def write(self, data: bytes) -> None: ...
+    def is_closing(self) -> bool: ...
+    def close(self) -> None: ...
+
+
+def _take_attachment(fd: int, size: int) -> bytes:
+    """What libindiclient does with an attached BLOB: map `size` bytes, copy, unmap, close."""
+    try:
+        with mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ) as view:
+            return bytes(view)
+    finally:
+        os.close(fd)
+
+
 class Link(asyncio.Protocol):
     """One connection: bytes in through IndiParser, device state kept, CCD1 images decoded as
     they arrive, futures resolved by the first message that satisfies their predicate."""
@@ -148,7 +169,8 @@ class Link(asyncio.Protocol):
         self.messages: deque[str] = deque(maxlen=20)  # the device's last <message>s
         self.problems: list[str] = []
         self.bytes_received = 0
-        self.transport: asyncio.Transport | None = None
+        self.transport: Writer | None = None
+        self._attachments: deque[int] = deque()  # descriptors received, not yet used
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._parser = IndiParser(max_message_bytes=MAX_MESSAGE_BYTES)
         self._waiters: list[tuple[Predicate, asyncio.Future[IndiMessage]]] = []
@@ -216,18 +238,25 @@ class Link(asyncio.Protocol):
 
     def _decode(self, msg: SetVector) -> None:
         for element in msg.elements:
-            if isinstance(element, BlobElement) and element.size > 0 and element.data_b64:
+            if not isinstance(element, BlobElement) or element.size <= 0:
+                continue
+            if not element.data_b64 and self._attachments:
+                # attached="true": the image is in shared memory, as libindiclient takes it
+                data = _take_attachment(self._attachments.popleft(), element.size)
+            elif element.data_b64:
                 try:
                     data = pybase64.b64decode(element.data_b64, validate=True)
                 except ValueError as error:  # binascii.Error
                     self.problems.append(f"{self.blob_name}: bad base64: {error}")
                     return
-                decoded_at = time.monotonic()
-                if not self.frames:
-                    self.first_frame_head = bytes(data[:2880])
-                self.frames.append(Frame(decoded_at, len(data), element.size, element.format,
-                                         len(element.data_b64)))
-                return  # one image per setBLOBVector
+            else:
+                continue
+            decoded_at = time.monotonic()
+            if not self.frames:
+                self.first_frame_head = bytes(data[:2880])
+            self.frames.append(Frame(decoded_at, len(data), element.size, element.format,
+                                     len(element.data_b64)))
+            return  # one image per setBLOBVector
 
     def _notify(self, msg: IndiMessage) -> None:
         pending = []
@@ -349,6 +378,81 @@ def percentile(values: Sequence[float], pct: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
+class _LocalWriter:
+    """Writes a Link's (small) commands to a non-blocking Unix socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._closed = False
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[self._sock.send(view):]
+            except BlockingIOError:
+                select.select([], [self._sock], [], 1.0)
+
+    def is_closing(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(OSError):
+                asyncio.get_running_loop().remove_reader(self._sock.fileno())
+            self._sock.close()
+
+
+class LocalLink(Link):
+    """A connection on the server's abstract Unix socket (indiserver -u, our --local-socket),
+    read as libindiclient reads it: recvmsg, descriptors kept, attached images mapped."""
+
+    @classmethod
+    async def open_local(cls, path: str, device: str, timeout_s: float = DEFAULT_TIMEOUT_S,
+                         blob_name: str = "CCD1") -> LocalLink:
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            async with asyncio.timeout(timeout_s):
+                await loop.sock_connect(sock, "\0" + path)
+        except (OSError, TimeoutError) as error:
+            sock.close()
+            raise BenchError(f"cannot connect to @{path}: {error or 'timed out'}") from None
+        link = cls(device, blob_name)
+        link.transport = _LocalWriter(sock)
+        loop.add_reader(sock.fileno(), link._readable, sock)
+        return link
+
+    async def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+        self.connection_lost(None)
+        while self._attachments:  # descriptors of frames never decoded
+            os.close(self._attachments.popleft())
+
+    def _readable(self, sock: socket.socket) -> None:
+        room = socket.CMSG_SPACE(16 * array.array("i").itemsize)
+        try:
+            data, ancillary, _, _ = sock.recvmsg(1 << 20, room)
+        except BlockingIOError:
+            return
+        except OSError:
+            data, ancillary = b"", []
+        for level, kind, payload in ancillary:
+            if (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS):
+                fds = array.array("i")
+                fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+                self._attachments.extend(fds)
+        if not data:
+            if self.transport is not None:
+                self.transport.close()
+            self.connection_lost(None)
+            return
+        self.data_received(data)
+
+
 class BlobClient:
     """The commanding client (and, with `listen`, a receive-only one).
 
@@ -356,8 +460,10 @@ class BlobClient:
     `await enable_blobs()`, then `await expose(...)` or `await listen(...)`; `await close()`."""
 
     def __init__(self, host: str, port: int, device: str, *, blob_mode: BlobMode = "also",
-                 blob_name: str = "CCD1", timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+                 blob_name: str = "CCD1", timeout_s: float = DEFAULT_TIMEOUT_S,
+                 local_path: str | None = None) -> None:
         self.host, self.port, self.device = host, port, device
+        self.local_path = local_path  # the server's abstract Unix socket instead of TCP
         self.blob_mode: BlobMode = blob_mode
         self.blob_name = blob_name
         self.timeout_s = timeout_s
@@ -380,8 +486,7 @@ class BlobClient:
 
     async def open(self) -> None:
         """Connect and wait until the device has defined CONNECTION."""
-        self._main = await Link.open(self.host, self.port, self.device, self.timeout_s,
-                                     self.blob_name)
+        self._main = await self._open_link()
         defined = self.main.expect(lambda m: _is_vector(m, self.device, "CONNECTION"))
         self.main.send(GetProperties())
         await wait(defined, self.timeout_s, f"CONNECTION of {self.device!r}")
@@ -445,6 +550,13 @@ class BlobClient:
         if isinstance(message, SetVector) and message.state is PropertyState.ALERT:
             raise BenchError(f"{setting.name} refused (Alert): {link.last_messages()}")
 
+    async def _open_link(self) -> Link:
+        if self.local_path is not None:
+            return await LocalLink.open_local(self.local_path, self.device, self.timeout_s,
+                                              self.blob_name)
+        return await Link.open(self.host, self.port, self.device, self.timeout_s,
+                               self.blob_name)
+
     async def enable_blobs(self) -> None:
         """`also`: enableBLOB Also on the main connection. `kstars`: the main connection Never,
         a second connection Only for CCD1. Returns once the server has taken it in."""
@@ -455,7 +567,7 @@ class BlobClient:
             return
         self.main.send(EnableBlob(self.device, BlobEnable.NEVER))
         await self.main.ping(self.timeout_s)
-        link = await Link.open(self.host, self.port, self.device, self.timeout_s, self.blob_name)
+        link = await self._open_link()
         self._blobs = link
         defined = link.expect(lambda m: _is_vector(m, self.device, self.blob_name))
         link.send(GetProperties(device=self.device))

@@ -503,8 +503,13 @@ async def run_once(spec: SideSpec, scenario: Scenario, opts: Options) -> RunResu
         server = ServerProcess(spec, workdir,
                                scenario.ours_args if spec.side == "ours" else ())
         sampler: Sampler | None = None
+        local_path = None
+        if scenario.local:
+            # the -u / --local-socket path each server was started with (abstract socket)
+            local_path = str(workdir / ("qhy42.sock" if spec.side == "ours"
+                                        else "indiserver.sock"))
         client = BlobClient(HOST, server.port, spec.device, blob_mode=opts.blob_mode,
-                            timeout_s=opts.timeout_s)
+                            timeout_s=opts.timeout_s, local_path=local_path)
         listeners: list[Listener] = []
         stalled: socket.socket | None = None
         figures: dict[str, Any] = {}

@@ -89,6 +89,7 @@ class Scenario:
     # frame the moment the exposure ends, so both sides do the same work; the "camera
     # timing" row keeps the QHY42PRO's own readout time (42 ms per full 16-bit frame).
     ours_args: tuple[str, ...] = ("--sim-instant-readout",)
+    local: bool = False  # the client on the server's abstract Unix socket (shared memory)
 
 
 SCENARIOS: Final[tuple[Scenario, ...]] = (
@@ -132,8 +133,10 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
         stalled=True,
     ),
     Scenario(
-        "shm", "local client through the shared-memory path", 0, 0,
-        placeholder="slot for a later change (local shared-memory transport)",
+        "shm", "2048x2048 16-bit, 1 local client through the shared-memory path", 30, 10,
+        {"cpp": lambda: cpp_settings(2048, 2048),
+         "ours": lambda: ours_settings(READ_MODE_STD, 2048, 2048)},
+        local=True,
     ),
 )
 
