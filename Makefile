@@ -43,4 +43,4 @@ install-driver: venv
 	ln -sf $(abspath $(BIN))/indi_qhy42_ccd /usr/local/bin/indi_qhy42_ccd
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/clients/build
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/clients/build tests/sdk_stub/build

@@ -1,8 +1,10 @@
 """Assemble and run the daemon: devices on a hub, served over TCP (and the local socket) or
-stdio, stopped by signal.
+stdio, with telemetry and the configured connect defaults beside, stopped by signal.
 
 Not the command line (cli.py) and not the protocol (indi/, server/): this module wires them
-and owns the process lifecycle (SIGTERM/SIGINT end it cleanly).
+and owns the process lifecycle: SIGTERM/SIGINT end it cleanly, and under systemd
+(`Type=notify`) it reports READY=1 once the port listens, feeds the watchdog while the event
+loop runs and the listener accepts, and says STOPPING=1 when it stops (notify.py).
 """
 
 from __future__ import annotations
@@ -11,27 +13,45 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
+from types import TracebackType
 
+from qhy42_indi.backends.sdk_setup import sdk_cameras
+from qhy42_indi.backends.sim_timing import CameraSync
 from qhy42_indi.backends.simulator import SimulatorBackend, SimulatorOptions
 from qhy42_indi.camera.device import Qhy42Device, default_device_name
 from qhy42_indi.config import Config
+from qhy42_indi.connect_defaults import ConnectDefaults
+from qhy42_indi.notify import Notifier, feed_watchdog, watchdog_period_s
+from qhy42_indi.server.access import AccessControl, AccessPolicy
 from qhy42_indi.server.connection import QueueLimits
 from qhy42_indi.server.hub import Hub
 from qhy42_indi.server.local import start_local_server
 from qhy42_indi.server.stdio import run_stdio_session
 from qhy42_indi.server.tcp import start_tcp_server
+from qhy42_indi.telemetry.exposure_log import ExposureLog
+from qhy42_indi.telemetry.mqtt import MqttTelemetry
 
 log = logging.getLogger(__name__)
+
 
 def build_hub(config: Config) -> Hub:
     """The hub with the configured camera devices on it."""
     hub = Hub()
-    if config.camera.backend == "auto":
-        log.info("no QHY42PRO camera support available here: using the simulator")
+    # issue 7: real cameras through libqhyccd (`sdk`, or `auto` when one answers)
+    sdk = sdk_cameras(config.camera.backend)
+    if sdk is not None:
+        names = sdk.names(config.camera.device_name, default_device_name("QHY42PRO"))
+        for name, sdk_backend in zip(names, sdk.backends, strict=True):
+            hub.add_device(Qhy42Device(name, sdk_backend))
+        return hub
+    # issue 5: one sync cable and clock for all simulated cameras (a master triggers slaves)
+    sync = CameraSync(config.camera.time_scale)
     for index in range(config.camera.simulators):
         serial = f"SIM{index + 1:02d}"
         backend = SimulatorBackend(
-            SimulatorOptions(camera_serial=serial, time_scale=config.camera.time_scale)
+            SimulatorOptions(camera_serial=serial, time_scale=config.camera.time_scale,
+                             sync=sync, instant_readout=config.camera.instant_readout)
         )
         name = config.camera.device_name or default_device_name(f"QHY42PRO-{serial}")
         if index > 0 and config.camera.device_name:
@@ -54,43 +74,129 @@ def queue_limits(config: Config) -> QueueLimits:
     )
 
 
+class Beside:
+    """What runs beside the INDI service: the exposure log, connect defaults, MQTT."""
+
+    def __init__(self, hub: Hub, config: Config) -> None:
+        self._hub = hub
+        self._stop_exposure_log: Callable[[], None] | None = None
+        self.defaults = ConnectDefaults(hub, config.connect_commands())
+        self.telemetry = (
+            MqttTelemetry(hub, config.mqtt, setpoint_reader(hub)) if config.mqtt.enabled
+            else None
+        )
+
+    def start(self) -> None:
+        self._stop_exposure_log = self._hub.observe(ExposureLog())
+        self.defaults.start()
+        if self.telemetry is not None:
+            self.telemetry.start()
+
+    async def stop(self) -> None:
+        if self._stop_exposure_log is not None:
+            self._stop_exposure_log()
+        await self.defaults.stop()
+        if self.telemetry is not None:
+            await self.telemetry.stop()
+
+
+def setpoint_reader(hub: Hub) -> Callable[[str], float | None]:
+    """The cooler's set-point by device name: INDI has no property for it."""
+
+    def setpoint_of(name: str) -> float | None:
+        device = hub.devices.get(name)
+        return device.cooling.target_c if isinstance(device, Qhy42Device) else None
+
+    return setpoint_of
+
+
 async def serve_tcp(config: Config) -> None:
-    hub = build_hub(config)
-    limits = queue_limits(config)
-    listener = await start_tcp_server(hub, config.server.host, config.server.port, limits)
-    # Not being able to serve the local socket is logged, not fatal: TCP still serves all.
-    local = None
-    if config.server.local_socket:
-        local = await start_local_server(hub, config.server.local_socket, limits)
-    try:
-        await _until_signalled()
-    finally:
-        log.info("stopping")
-        if local is not None:
-            await local.close()
-        await listener.close()
-        await close_devices(hub)
+    notifier = Notifier.from_environment()
+    with StopSignals() as stop:  # before anything listens: a signal during start-up counts
+        hub = build_hub(config)
+        beside = Beside(hub, config)
+        beside.start()
+        limits = queue_limits(config)
+        access = AccessControl(AccessPolicy.from_config(config.server))
+        listener = None
+        local = None
+        watchdog = None
+        try:
+            listener = await start_tcp_server(hub, config.server.host, config.server.port,
+                                              limits, access)
+            # Not being able to serve the local socket is logged, not fatal: TCP serves all.
+            if config.server.local_socket:
+                local = await start_local_server(hub, config.server.local_socket, limits,
+                                                 access)
+            host, port = listener.address
+            notifier.send("READY=1", f"STATUS=serving INDI on {host}:{port}")
+            period_s = watchdog_period_s()
+            if notifier.enabled and period_s is not None:
+                served = listener
+
+                def status() -> str:
+                    return f"serving INDI on {host}:{port}, {access.clients} client(s)"
+
+                watchdog = asyncio.create_task(
+                    feed_watchdog(notifier, period_s, lambda: served.accepting, status),
+                    name="watchdog",
+                )
+            await stop.wait()
+        finally:
+            log.info("stopping")
+            notifier.send("STOPPING=1")
+            if watchdog is not None:
+                watchdog.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watchdog
+            if local is not None:
+                await local.close()
+            if listener is not None:
+                await listener.close()
+            await close_devices(hub)
+            await beside.stop()
+            notifier.close()
 
 
 async def serve_stdio(config: Config) -> None:
-    hub = build_hub(config)
-    session = asyncio.create_task(run_stdio_session(hub))
-    stop = asyncio.create_task(_until_signalled())
-    await asyncio.wait({session, stop}, return_when=asyncio.FIRST_COMPLETED)
-    for task in (session, stop):
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    await close_devices(hub)
+    with StopSignals() as stop:
+        hub = build_hub(config)
+        beside = Beside(hub, config)
+        beside.start()
+        session = asyncio.create_task(run_stdio_session(hub))
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({session, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (session, stopped):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await close_devices(hub)
+        await beside.stop()
 
 
-async def _until_signalled() -> None:
-    loop = asyncio.get_running_loop()
-    stopped = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopped.set)
-    try:
-        await stopped.wait()
-    finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+class StopSignals:
+    """SIGTERM and SIGINT set an event while this context is entered."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self._stopped = asyncio.Event()
+
+    def __enter__(self) -> StopSignals:
+        loop = asyncio.get_running_loop()
+        for signum in self.SIGNALS:
+            loop.add_signal_handler(signum, self._stopped.set)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in self.SIGNALS:
             loop.remove_signal_handler(signum)
+
+    async def wait(self) -> None:
+        await self._stopped.wait()

@@ -1,7 +1,8 @@
-"""Command line: `qhy42-indi serve|driver`, and `indi_qhy42_ccd` for indiserver.
+"""Command line: `qhy42-indi serve|driver|check-config`, and `indi_qhy42_ccd` for indiserver.
 
-Flags override the TOML configuration file. Errors in either are reported in one line that
-names the key, and the process exits with status 2.
+The configuration file is --config FILE, else $QHY42_INDI_CONFIG, else
+/etc/qhy42-indi/config.toml when it exists; flags override it. Errors in either are reported
+in one line that names the key, and the process exits with status 2.
 """
 
 from __future__ import annotations
@@ -15,8 +16,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from qhy42_indi import __version__
-from qhy42_indi.app import serve_stdio, serve_tcp
-from qhy42_indi.config import BACKENDS, Config, ConfigError, load_config, validate
+from qhy42_indi.config import (
+    BACKENDS,
+    DEFAULT_CONFIG_PATH,
+    Config,
+    ConfigError,
+    config_path,
+    load_config,
+    validate,
+)
+
+log = logging.getLogger("qhy42_indi")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,9 +44,19 @@ def _parser() -> argparse.ArgumentParser:
         " default /tmp/indiserver)",
     )
     local.add_argument("--no-local-socket", action="store_true", help="serve TCP only")
+    serve.add_argument("--max-clients", type=int, help="most clients at once (0: no limit)")
+    serve.add_argument("--allow", action="append", metavar="CIDR",
+                       help="only clients from these networks (repeatable; default all)")
+    serve.add_argument("--read-only", action="append", metavar="CIDR",
+                       help="clients from these networks may watch but not command"
+                       " (repeatable)")
     driver = commands.add_parser("driver", help="speak INDI on stdin/stdout, under indiserver")
     for sub in (serve, driver):
         _add_common(sub)
+    commands.add_parser("list", help="list the QHYCCD cameras on USB: firmware, permissions")
+    check = commands.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("file", type=Path, nargs="?",
+                       help=f"the file (default: $QHY42_INDI_CONFIG or {DEFAULT_CONFIG_PATH})")
     return parser
 
 
@@ -47,23 +67,36 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--time-scale", type=float, help="simulator: model seconds per wall second (default 1)"
     )
-    parser.add_argument("--config", type=Path, help="TOML configuration file")
+    parser.add_argument(
+        "--sim-instant-readout", action="store_true", default=None,
+        help="simulator: frames ready when the exposure ends, without the camera's readout "
+        "time (as indi_simulator_ccd; for benchmarks)",
+    )
+    parser.add_argument(
+        "--config", type=Path,
+        help=f"TOML configuration file (default: $QHY42_INDI_CONFIG, or {DEFAULT_CONFIG_PATH}"
+        " if it exists)",
+    )
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
 
 
 def _config(args: argparse.Namespace) -> Config:
-    config = load_config(args.config)
+    config = load_config(config_path(args.config))
     overrides = {
         ("server", "host"): getattr(args, "host", None),
         ("server", "port"): getattr(args, "port", None),
         ("server", "local_socket"): "" if getattr(args, "no_local_socket", False)
         else getattr(args, "local_socket", None),
+        ("server", "max_clients"): getattr(args, "max_clients", None),
+        ("server", "allow"): getattr(args, "allow", None),
+        ("server", "read_only"): getattr(args, "read_only", None),
         ("camera", "backend"): args.backend,
         ("camera", "device_name"): args.device_name,
         ("camera", "simulators"): args.simulators,
         ("camera", "time_scale"): args.time_scale,
+        ("camera", "instant_readout"): args.sim_instant_readout,
     }
     if args.command == "driver" and args.device_name is None:
         # indiserver passes a device name chosen in its FIFO (`start ... -n NAME`) as INDIDEV.
@@ -71,12 +104,48 @@ def _config(args: argparse.Namespace) -> Config:
     for (section, key), value in overrides.items():
         if value is not None:
             setattr(getattr(config, section), key, value)
-    validate(config)
+    try:
+        validate(config)
+    except ConfigError as error:
+        raise ConfigError(f"{error} (from the command line)") from error
     return config
+
+
+def check_config(file: Path | None) -> int:
+    """`qhy42-indi check-config [FILE]`: 0 and a summary when the file is usable, else 2."""
+    path = config_path(file)
+    if path is None:
+        print(f"no configuration file ({DEFAULT_CONFIG_PATH} does not exist): "
+              "the built-in defaults apply")
+        return 0
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        print(f"qhy42-indi: {error}", file=sys.stderr)
+        return 2
+    server, mqtt = config.server, config.mqtt
+    print(f"{path}: ok")
+    print(f"  INDI on {server.host}:{server.port}, local socket "
+          f"{'@' + server.local_socket if server.local_socket else 'off'}")
+    print(f"  clients: at most {server.max_clients or 'any number'}, from "
+          f"{', '.join(server.allow) or 'nowhere'}; read-only: "
+          f"{', '.join(server.read_only) or 'none'}")
+    print(f"  on CONNECT: {', '.join(c.key for c in config.connect_commands()) or 'nothing'}")
+    if mqtt.enabled:
+        commands = ", ".join(mqtt.commands) or "none"
+        print(f"  MQTT to {mqtt.host}:{mqtt.port} under {mqtt.topic_prefix}/, commands: "
+              f"{commands}, Home Assistant discovery: {'on' if mqtt.homeassistant else 'off'}")
+    else:
+        print("  MQTT off")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "check-config":
+        return check_config(args.file)
+    if args.command == "list":
+        return list_cameras()
     # Logs go to stderr: in driver mode stdout carries INDI, and indiserver logs our stderr.
     logging.basicConfig(
         level=args.log_level,
@@ -88,10 +157,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"qhy42-indi: {error}", file=sys.stderr)
         return 2
+    log.info("qhy42-indi %s; configuration: %s", __version__,
+             config.source or "built-in defaults")
+    # Imported here: check-config and argument errors need none of the daemon.
+    from qhy42_indi.app import serve_stdio, serve_tcp
+    from qhy42_indi.backends.base import BackendError
+
     runner = serve_tcp if args.command == "serve" else serve_stdio
     try:
         asyncio.run(runner(config))
-    except OSError as error:
+    except (OSError, BackendError) as error:  # BackendError: --backend sdk cannot start
+        print(f"qhy42-indi: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def list_cameras() -> int:
+    """`qhy42-indi list`: the QHYCCD devices on USB and whether libqhyccd is found (issue 7)."""
+    from qhy42_indi.backends.sdk_bindings import find_library
+    from qhy42_indi.backends.usb import UsbUnavailable, format_listing
+    from qhy42_indi.backends.usb import list_cameras as usb_cameras
+
+    library = find_library()
+    print(f"libqhyccd: {library or 'not found (--backend sdk needs it; see the README)'}")
+    try:
+        print(format_listing(usb_cameras()))
+    except UsbUnavailable as error:
         print(f"qhy42-indi: {error}", file=sys.stderr)
         return 1
     return 0

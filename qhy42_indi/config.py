@@ -1,18 +1,44 @@
 """Daemon configuration: one TOML file, then command-line flags on top.
 
 Every section and key is declared here with its type and default; an unknown key or a value
-of the wrong type is an error at start that names the key. Not for INDI property values:
-those are the device's own configuration (CONFIG_PROCESS).
+of the wrong type or range is an error at start that names the key (`server.prot`,
+`server.allow[1]`, `camera.defaults.CCD_GAIN.GAIN`). Property values for the camera
+([camera.defaults], [upload]) are checked against the INDI skeletons by property_values.py.
+Not for INDI property values a client sets: those are the device's own configuration
+(CONFIG_PROCESS, in ~/.indi).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import tomllib
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from qhy42_indi.property_values import (
+    PresetCommand,
+    PropertyValueError,
+    preset_command,
+    upload_commands,
+)
+
 DEFAULT_CONFIG_PATH = Path("/etc/qhy42-indi/config.toml")
+# Names another file (or, when empty, none at all) instead of the default path.
+CONFIG_ENV = "QHY42_INDI_CONFIG"
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# The properties MQTT may command when listed in mqtt.commands: the ones an observatory
+# controller needs, and none that writes files or the device's saved configuration.
+MQTT_COMMANDABLE = (
+    "CONNECTION", "CCD_EXPOSURE", "CCD_ABORT_EXPOSURE", "CCD_TEMPERATURE", "CCD_COOLER",
+    "CCD_COOLER_MODE", "CCD_COOLER_POWER", "CCD_HEATER", "CCD_GAIN", "CCD_OFFSET",
+    "READ_MODE", "CCD_FRAME_TYPE", "CCD_BINNING", "CCD_FRAME", "CCD_FAST_TOGGLE",
+    "CCD_FAST_COUNT", "UPLOAD_MODE",
+)
 
 
 class ConfigError(ValueError):
@@ -29,6 +55,10 @@ class ServerConfig:
     # indiserver's -u: the abstract Unix socket where local libindi clients (KStars given
     # "localhost:/tmp/indiserver") get frames as shared memory. Empty: no local socket.
     local_socket: str = "/tmp/indiserver"
+    # Access control (INDI has none). Clients on the local socket count as 127.0.0.1.
+    max_clients: int = 64  # 0: no limit
+    allow: list[str] = field(default_factory=lambda: ["0.0.0.0/0", "::/0"])
+    read_only: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -38,70 +68,195 @@ class CameraConfig:
     simulators: int = 1
     # Simulator only: model seconds per wall second (tests run exposures and cooling faster).
     time_scale: float = 1.0
+    # Simulator only: no readout/USB time (as indi_simulator_ccd); for benchmarks.
+    instant_readout: bool = False
+    # Property values applied on CONNECT where the device's saved configuration has none:
+    # { PROPERTY = { MEMBER = value, ... }, ... }.
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class UploadConfig:
+    dir: str = ""  # empty: the device's own default (_HOME_) or saved value
+    prefix: str = ""  # empty: likewise (IMAGE_XXX)
+    mode: str = ""  # client | local | both; empty: likewise (client)
+
+
+@dataclass
+class MqttConfig:
+    enabled: bool = False
+    host: str = "localhost"
+    port: int = 1883
+    topic_prefix: str = "qhy42"
+    username: str = ""
+    password: str = ""
+    client_id: str = ""  # empty: a random one
+    keepalive_s: int = 30
+    reconnect_max_s: float = 60.0
+    # Properties that may be set through <prefix>/<device>/set/<PROPERTY>; empty: none.
+    commands: list[str] = field(default_factory=list)
+    homeassistant: bool = False
+    homeassistant_prefix: str = "homeassistant"
 
 
 @dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
+    upload: UploadConfig = field(default_factory=UploadConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    source: Path | None = None  # the file it was read from, if any
+
+    def connect_commands(self) -> list[PresetCommand]:
+        """What to apply on CONNECT, in order: [upload], then [camera.defaults] as written."""
+        try:
+            commands = upload_commands(self.upload.dir, self.upload.prefix, self.upload.mode)
+            for name, values in self.camera.defaults.items():
+                commands.append(preset_command(f"camera.defaults.{name}", name, values))
+        except PropertyValueError as error:
+            raise ConfigError(str(error)) from error
+        return commands
 
 
-BACKENDS = ("auto", "simulator")
+BACKENDS = ("auto", "simulator", "sdk")
+SECTIONS = ("server", "camera", "upload", "mqtt")
+
+
+def config_path(explicit: Path | None) -> Path | None:
+    """The file to read: --config, else $QHY42_INDI_CONFIG (empty: none), else the default
+    path when it exists, else none (built-in defaults)."""
+    if explicit is not None:
+        return explicit
+    named = os.environ.get(CONFIG_ENV)
+    if named is not None:
+        return Path(named) if named else None
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
 
 
 def load_config(path: Path | None) -> Config:
     """Read a TOML file (or the defaults when path is None) and validate every key."""
-    config = Config()
+    config = Config(source=path)
     if path is None:
         return config
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ConfigError(f"cannot read {path}: {error.strerror}") from error
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text ({error.reason})") from error
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: {error}") from error
-    for section_name, section_value in data.items():
-        section = getattr(config, section_name, None)
-        if section is None or not isinstance(section_value, dict):
-            raise ConfigError(f"{path}: unknown section [{section_name}]")
-        _apply_section(section, section_name, section_value, path)
-    validate(config)
+    try:
+        for section_name, section_value in data.items():
+            if section_name not in SECTIONS or not isinstance(section_value, dict):
+                raise ConfigError(
+                    f"unknown section [{section_name}] (sections: {', '.join(SECTIONS)})"
+                )
+            _apply_section(getattr(config, section_name), section_name, section_value)
+        validate(config)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from error
     return config
 
 
-def _apply_section(section: Any, section_name: str, values: dict[str, Any], path: Path) -> None:
-    types = {f.name: type(getattr(section, f.name)) for f in fields(section)}
+def _apply_section(section: Any, section_name: str, values: dict[str, Any]) -> None:
+    hints = typing.get_type_hints(type(section))
+    known = {f.name for f in fields(section)}
     for key, value in values.items():
-        expected = types.get(key)
-        if expected is None:
-            raise ConfigError(f"{path}: unknown key {section_name}.{key}")
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if type(value) is not expected:
+        if key not in known:
             raise ConfigError(
-                f"{path}: {section_name}.{key} must be {expected.__name__}, "
-                f"not {type(value).__name__} ({value!r})"
+                f"unknown key {section_name}.{key} (keys: {', '.join(sorted(known))})"
             )
-        setattr(section, key, value)
+        setattr(section, key, _checked(f"{section_name}.{key}", hints[key], value))
+
+
+def _checked(key: str, expected: Any, value: Any) -> Any:
+    origin = typing.get_origin(expected) or expected
+    if origin is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if origin is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key} must be a list of strings, not {value!r}")
+        return list(value)
+    if type(value) is not origin:
+        raise ConfigError(
+            f"{key} must be {origin.__name__}, not {type(value).__name__} ({value!r})"
+        )
+    return value
 
 
 def validate(config: Config) -> None:
     """Range checks that apply however a value was given (file or flag)."""
-    if not 0 < config.server.port < 65536:
-        raise ConfigError(f"server.port must be 1-65535, not {config.server.port}")
-    if config.camera.backend not in BACKENDS:
+    server, camera, mqtt = config.server, config.camera, config.mqtt
+    _check_port("server.port", server.port)
+    if camera.backend not in BACKENDS:
         raise ConfigError(
-            f"camera.backend must be one of {', '.join(BACKENDS)}, not {config.camera.backend!r}"
+            f"camera.backend must be one of {', '.join(BACKENDS)}, not {camera.backend!r}"
         )
-    if config.camera.simulators < 1:
-        raise ConfigError(f"camera.simulators must be at least 1, not {config.camera.simulators}")
-    if config.camera.time_scale <= 0:
-        raise ConfigError(f"camera.time_scale must be positive, not {config.camera.time_scale}")
-    if config.server.drop_stream_mb < 0 or config.server.max_behind_mb <= 0:
-        raise ConfigError("server.drop_stream_mb must be >= 0 and server.max_behind_mb > 0")
+    if camera.simulators < 1:
+        raise ConfigError(f"camera.simulators must be at least 1, not {camera.simulators}")
+    if camera.time_scale <= 0:
+        raise ConfigError(f"camera.time_scale must be positive, not {camera.time_scale}")
+    if server.drop_stream_mb < 0:
+        raise ConfigError(f"server.drop_stream_mb must be >= 0, not {server.drop_stream_mb}")
+    if server.max_behind_mb <= 0:
+        raise ConfigError(f"server.max_behind_mb must be > 0, not {server.max_behind_mb}")
     # An abstract name fits in sun_path (108 bytes) after its leading NUL.
-    local_socket = config.server.local_socket
+    local_socket = server.local_socket
     if len(local_socket.encode()) > 107 or "\0" in local_socket:
         raise ConfigError(
             f"server.local_socket must be at most 107 bytes, without NUL: {local_socket!r}"
         )
+    if server.max_clients < 0:
+        raise ConfigError(f"server.max_clients must be >= 0 (0: no limit), not "
+                          f"{server.max_clients}")
+    networks("server.allow", server.allow)
+    networks("server.read_only", server.read_only)
+    _validate_mqtt(mqtt)
+    config.connect_commands()
+
+
+def _check_port(key: str, port: int) -> None:
+    if not 0 < port < 65536:
+        raise ConfigError(f"{key} must be 1-65535, not {port}")
+
+
+def _validate_mqtt(mqtt: MqttConfig) -> None:
+    _check_port("mqtt.port", mqtt.port)
+    prefix = mqtt.topic_prefix
+    if not prefix or any(c in prefix for c in "+#\0") or prefix.startswith("/") or (
+        prefix.endswith("/")
+    ):
+        raise ConfigError(
+            f"mqtt.topic_prefix must be a topic without wildcards or outer slashes, "
+            f"not {prefix!r}"
+        )
+    if not mqtt.homeassistant_prefix or any(c in mqtt.homeassistant_prefix for c in "+#/"):
+        raise ConfigError(f"mqtt.homeassistant_prefix must be one topic level, not "
+                          f"{mqtt.homeassistant_prefix!r}")
+    if mqtt.keepalive_s < 5:
+        raise ConfigError(f"mqtt.keepalive_s must be at least 5, not {mqtt.keepalive_s}")
+    if mqtt.reconnect_max_s <= 0:
+        raise ConfigError(f"mqtt.reconnect_max_s must be positive, not {mqtt.reconnect_max_s}")
+    if mqtt.password and not mqtt.username:
+        raise ConfigError("mqtt.password is set but mqtt.username is empty")
+    for index, name in enumerate(mqtt.commands):
+        if name not in MQTT_COMMANDABLE:
+            raise ConfigError(
+                f"mqtt.commands[{index}]: {name!r} cannot be commanded over MQTT "
+                f"(allowed: {', '.join(MQTT_COMMANDABLE)})"
+            )
+
+
+def networks(key: str, values: list[str]) -> tuple[IpNetwork, ...]:
+    """CIDR strings as networks; a host address alone means that one host."""
+    parsed = []
+    for index, value in enumerate(values):
+        try:
+            parsed.append(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"{key}[{index}]: {value!r} is not an address or CIDR network "
+                "(e.g. 192.168.1.0/24, 10.0.0.5, fd00::/8)"
+            ) from None
+    return tuple(parsed)

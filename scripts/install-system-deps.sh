@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Install the Debian packages that the tests need (the INDI peers, the MQTT broker, a C++
-# toolchain for the libindiclient test client). Installs only what is missing; uses sudo
-# when not root. Usage: scripts/install-system-deps.sh
+# Install the Debian packages that the tests need (the INDI peers, the MQTT broker and its
+# mosquitto_passwd, systemd-analyze for the unit file, a C++ toolchain for the libindiclient
+# test client). Installs only what is missing; uses sudo when not root.
+# Usage: scripts/install-system-deps.sh
 set -euo pipefail
 
-packages=(indi-bin libindi-dev mosquitto g++ make pkg-config python3-venv)
+packages=(indi-bin libindi-dev mosquitto g++ make pkg-config python3-venv systemd)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

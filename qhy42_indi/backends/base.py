@@ -6,11 +6,13 @@ simulator and the SDK backend (libqhyccd through ctypes, one dedicated thread) t
 
 What it is for: opening and closing the camera, describing it (`SensorInfo`, `ReadMode`),
 applying capture settings, single exposures (start, abort, read the `Frame`), the cooler and
-the anti-dew heater, and raw FPGA register access (`QHY42PRO_REGISTERS`).
+the anti-dew heater, raw FPGA register access (`QHY42PRO_REGISTERS`), live video with its
+burst sub-mode (`LiveFrame`, one method per SDK call), and the GPIO ports, hardware and sync
+triggers (`GpioConfig`, `ArmedExposure`; the GPS frame head is decoded in gps_header.py).
 
 What it is not: no INDI names, no FITS, no threads. Implementations keep blocking work off the
-event loop themselves. Live video, burst, trigger and GPS timing come in later issues and will be
-added as further methods beside the single-exposure ones, without changing these.
+event loop themselves. Later features are added as further methods in sections of their own,
+beside the single-exposure ones, without changing these.
 
 Units and conventions: exposures in seconds (SDK: microseconds), temperatures in degrees C,
 cooler power as PWM 0..255, geometry in unbinned pixels of the current read mode's frame
@@ -138,6 +140,115 @@ class SensorInfo:
     is_color: bool
 
 
+# ---- triggers, GPIO and exposure timing: types (issue 5) ------------------------------------
+# The QHY42PRO datasheet's "Advanced Shutter Measurement": REG39 selects the GPIO port mode
+# (bits 3:0) and what the SMA Trig Out emits (bits 7:6); REG142 enables the TrigOut pulse. Both
+# need FPGA_V20191118 and MAX10_V20191120 or newer. A hardware edge on the SMA Trig In, or a
+# sync master's exposure start, can start an armed exposure (reference 1.11). The GPS-BOX head
+# that timestamps frames is decoded in gps_header.py.
+
+
+class TriggerMode(StrEnum):
+    """How exposures start: at once (start_exposure), or armed and started by a Trig In edge."""
+
+    SOFTWARE = "software"
+    HARDWARE = "hardware"
+
+
+class TriggerSource(StrEnum):
+    """What started an exposure."""
+
+    SOFTWARE = "software"
+    TRIG_IN = "trig_in"  # an edge on the SMA Trig In
+    SYNC = "sync"  # the multi-camera sync master's exposure start
+
+
+class GpioMode(IntEnum):
+    """REG39 bits 3:0 (6..15 are undefined)."""
+
+    I2C_GPIO = 0
+    GPS_BOX = 1  # QHYCCD GPS-BOX on the 6-pin port: a GPS head in every frame
+    FIVE_PIN = 2  # 1 shutter measure, 3 line period, 4 TrigOut, 5 GND (2.5 V outputs)
+    FOUR_PIN = 3
+    SYNC_MASTER = 4
+    SYNC_SLAVE = 5
+
+
+class SmaOutput(IntEnum):
+    """REG39 bits 7:6: what the SMA Trig Out port emits (2 and 3 are undefined)."""
+
+    SHUTTER_MEASURE = 0  # high from row 0's exposure start to its end
+    TRIG_OUT = 1  # vertical sync: a short low pulse, falling near row 0's exposure end
+
+
+REG_GPIO = 39
+REG_TRIGOUT_ENABLE = 142
+# The builds the datasheet requires for REG39/REG142, as (name prefix, yyyymmdd).
+GPIO_FIRMWARE_MINIMUM = (("FPGA", 20191118), ("MAX10", 20191120))
+
+
+class TriggerTimeout(BackendError):
+    """No trigger came within the timeout; the armed exposure was disarmed."""
+
+
+class FirmwareTooOld(InvalidSetting):
+    """The camera's FPGA firmware predates the feature (see GPIO_FIRMWARE_MINIMUM)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GpioConfig:
+    """REG39 and REG142, decoded. `gpio_mode`/`sma_output` are None for undefined values."""
+
+    reg39: int
+    reg142: int
+
+    @property
+    def gpio_mode(self) -> GpioMode | None:
+        try:
+            return GpioMode(self.reg39 & 0x0F)
+        except ValueError:
+            return None
+
+    @property
+    def sma_output(self) -> SmaOutput | None:
+        try:
+            return SmaOutput((self.reg39 >> 6) & 0x03)
+        except ValueError:
+            return None
+
+    @property
+    def trigout_enabled(self) -> bool:
+        return bool(self.reg142 & 0x01)
+
+
+@dataclass(frozen=True, slots=True)
+class ArmedExposure:
+    """What arm_exposure prepared: an exposure that starts on a trigger."""
+
+    requested_exposure_s: float
+    exposure_s: float  # quantised to whole line periods
+    line_period_us: float
+    line_count: int
+    waits_for: TriggerSource
+
+
+def gpio_firmware_problem(fpga_versions: tuple[str, ...]) -> str | None:
+    """Why REG39/REG142 cannot be used with these FPGA builds, or None if they can."""
+    required = " and ".join(f"{name}_V{date}" for name, date in GPIO_FIRMWARE_MINIMUM)
+    dates = {}
+    for version in fpga_versions:
+        name, _, stamp = version.strip().upper().partition("_V")
+        if stamp[:8].isdigit():
+            dates[name] = int(stamp[:8])
+    missing = [f"{name}_V{date}" for name, date in GPIO_FIRMWARE_MINIMUM
+               if dates.get(name, 0) < date]
+    if not missing:
+        return None
+    have = ", ".join(fpga_versions) or "unknown"
+    return (f"GPIO, TrigOut and GPS-BOX need FPGA firmware {required} or newer; this camera "
+            f"has {have}")
+
+
 # ---- settings and their results ------------------------------------------------------------
 
 
@@ -179,6 +290,7 @@ class ExposureStart:
     line_period_us: float
     line_count: int
     readout_s: float  # expected time from exposure end to frame delivered
+    trigger: TriggerSource = TriggerSource.SOFTWARE  # issue 5: what started it
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +324,7 @@ class Frame:
     sensor_temperature_c: float  # mean over the exposure
     line_period_us: float
     channels: tuple[ChannelSpan, ...]
+    trigger: TriggerSource = TriggerSource.SOFTWARE  # issue 5: what started it
 
     @property
     def width(self) -> int:
@@ -337,6 +450,82 @@ QHY42PRO_REGISTERS: Mapping[int, Register] = MappingProxyType(
 )
 
 
+# ---- live video and burst: results and state (issue 6) ------------------------------------
+# Live (continuous) mode and its burst sub-mode, reference qhy-sdk-and-drivers.md 1.8 and 1.10.
+# The camera numbers every frame it reads out; the number sits in the frame head, the first
+# FRAME_HEAD_BYTES bytes of the image buffer, big-endian (EZCAP reads it there).
+
+FRAME_HEAD_BYTES = 4
+BURST_NUMBER_MAX = 0xFFFF  # SetQHYCCDBurstModeStartEnd takes unsigned shorts
+BURST_PATCH_MAX = 0xFFFFFFFF
+
+
+class NotLive(BackendError):
+    """A live-mode call while the camera is not in live mode (or live mode ended meanwhile)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LiveStart:
+    """What begin_live / set_live_exposure did. Times in seconds of camera time."""
+
+    exposure_s: float  # quantised to whole line periods
+    frame_interval_s: float  # the cadence: the longer of the exposure and the readout
+    line_period_us: float
+
+    @property
+    def frames_per_s(self) -> float:
+        return 1.0 / self.frame_interval_s
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LiveFrame:
+    """One frame from live mode. `counter` is the number in the frame head (see
+    FRAME_HEAD_BYTES); `burst` is True when a burst output it (burst mode on)."""
+
+    frame: Frame
+    counter: int
+    burst: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LiveState:
+    """Live mode as the host last set it. `frame_counter` is the number of the last frame
+    read out (0 right after a reset or a release)."""
+
+    live: bool
+    exposure_s: float | None
+    burst_enabled: bool
+    idle: bool
+    burst_start: int
+    burst_end: int
+    patch_number: int
+    anti_rbi: bool
+    osd: bool
+    frame_counter: int
+
+    @property
+    def burst_numbers(self) -> range:
+        """The frame numbers one burst outputs: strictly between start and end (1, 6 gives
+        2, 3, 4, 5)."""
+        return range(self.burst_start + 1, self.burst_end)
+
+
+def frame_head_counter(pixels: npt.NDArray[np.uint16] | npt.NDArray[np.uint8]) -> int | None:
+    """The frame number in a live frame's head, or None if the image is too small to hold it."""
+    head = pixels.reshape(-1).view(np.uint8)[:FRAME_HEAD_BYTES]
+    if head.size < FRAME_HEAD_BYTES:
+        return None
+    return int.from_bytes(head.tobytes(), "big")
+
+
+def check_burst_range(start: int, end: int) -> None:
+    """Raise InvalidSetting unless 0 <= start < end <= BURST_NUMBER_MAX."""
+    if not 0 <= start < end <= BURST_NUMBER_MAX:
+        raise InvalidSetting(
+            f"burst start {start} and end {end}: need 0 <= start < end <= {BURST_NUMBER_MAX}"
+        )
+
+
 # ---- the interface -------------------------------------------------------------------------
 
 
@@ -432,7 +621,7 @@ class CameraBackend(abc.ABC):
 
         exposure_s within [exposure_min_s, exposure_max_s]; the exposure actually taken is a
         whole number of line periods (ExposureStart.exposure_s). Raises CameraBusy if an
-        exposure is pending.
+        exposure is pending, InvalidSetting if exposures wait for a trigger (arm_exposure).
         """
 
     @abc.abstractmethod
@@ -476,7 +665,133 @@ class CameraBackend(abc.ABC):
 
     @abc.abstractmethod
     async def write_register(self, address: int, value: int) -> None:
-        """Write an 8-bit FPGA register. Raw access: the backend does not interpret it."""
+        """Write an 8-bit FPGA register. Raw access: the backend does not interpret it (the
+        camera's FPGA does: REG39/REG142 change the GPIO ports, see the section below)."""
+
+    # ---- triggers, GPIO and exposure timing (issue 5) ----------------------------------
+    # GPIO setters change REG39/REG142 (read-modify-write) and raise FirmwareTooOld when
+    # gpio_firmware_problem(SensorInfo.fpga_versions) says so. An exposure in HARDWARE trigger
+    # mode, or in GPIO mode SYNC_SLAVE, is armed (arm_exposure) and started by its trigger
+    # (wait_for_trigger returns the start); start_exposure then raises InvalidSetting.
+    # read_frame and abort_exposure work on an armed exposure as on a started one. Host-clock
+    # start times (ExposureStart.start_utc) are taken when the camera reports the start.
+
+    @abc.abstractmethod
+    async def gpio_config(self) -> GpioConfig:
+        """REG39 and REG142 as the camera holds them."""
+
+    @abc.abstractmethod
+    async def set_gpio_mode(self, mode: GpioMode) -> GpioConfig:
+        """REG39 bits 3:0. GPS_BOX also makes the camera write the GPS head (gps_header.py)
+        into row 0 of every frame (SDK: CAM_GPS 1; 0 in the other modes)."""
+
+    @abc.abstractmethod
+    async def set_sma_output(self, output: SmaOutput) -> GpioConfig:
+        """REG39 bits 7:6: what the SMA Trig Out port emits."""
+
+    @abc.abstractmethod
+    async def set_trigout_enabled(self, enabled: bool) -> GpioConfig:
+        """REG142: the TrigOut output pulse on (1) or off (0). Hosts turn it off during
+        initialisation and mode changes, so that no stray pulse leaves the camera."""
+
+    @abc.abstractmethod
+    async def set_trigger_mode(self, mode: TriggerMode) -> None:
+        """SOFTWARE or HARDWARE (SMA Trig In; SDK: SetQHYCCDTrigerFunction). CameraBusy while
+        an exposure is pending or armed."""
+
+    @abc.abstractmethod
+    async def arm_exposure(self, exposure_s: float) -> ArmedExposure:
+        """Prepare one exposure with the current settings that starts on its trigger: a Trig
+        In edge (HARDWARE mode) or the sync master's exposure start (SYNC_SLAVE). Returns at
+        once. InvalidSetting when nothing would trigger it; CameraBusy if one is pending."""
+
+    @abc.abstractmethod
+    async def wait_for_trigger(self, timeout_s: float | None) -> ExposureStart:
+        """Wait until the armed exposure starts and return its start (as start_exposure
+        does; then read_frame). TriggerTimeout after timeout_s seconds of camera time (None:
+        no limit), and the exposure is disarmed; ExposureAborted if it was aborted;
+        NoExposure if none is armed."""
+
+    # ---- live video and burst (issue 6) ------------------------------------------------
+    # One method per libqhyccd call (reference qhy-sdk-and-drivers.md 1.8, 1.10), named in
+    # each docstring. While live mode runs, start_exposure and the geometry setters (read
+    # mode, binning, ROI, bit depth) raise CameraBusy; gain, offset, speed, USB traffic and
+    # amp glow apply from the next frame. The calls that act on the running sensor
+    # (set_live_exposure, enable_burst, burst_idle, burst_release, capture_burst,
+    # reset_frame_counter) raise NotLive outside live mode; the burst range, patch number,
+    # anti-RBI and OSD may be set any time and apply in live mode.
+
+    @abc.abstractmethod
+    async def begin_live(self, exposure_s: float) -> LiveStart:
+        """Enter live mode with the current settings and start the frame sequence.
+        SDK: SetQHYCCDStreamMode(1), InitQHYCCD, CONTROL_EXPOSURE, BeginQHYCCDLive.
+        CameraBusy if a single exposure is pending or live mode already runs."""
+
+    @abc.abstractmethod
+    async def set_live_exposure(self, exposure_s: float) -> LiveStart:
+        """Change the exposure while live; the sensor is re-timed (SDK: CONTROL_EXPOSURE)."""
+
+    @abc.abstractmethod
+    async def stop_live(self) -> None:
+        """Leave live mode; a waiting read_live_frame raises NotLive. No-op when not live.
+        SDK: StopQHYCCDLive, then SetQHYCCDStreamMode(0) and InitQHYCCD."""
+
+    @abc.abstractmethod
+    async def read_live_frame(self) -> LiveFrame:
+        """Wait for the next frame the camera outputs (SDK: GetQHYCCDLiveFrame, polled) and
+        return it with the counter from its frame head. The camera does not wait for the
+        host: a reader that falls behind finds frames missing (gaps in the counter), except
+        burst frames, which the camera keeps until read. NotLive if live mode is off or
+        ends while waiting; CameraBusy if another read_live_frame is waiting."""
+
+    @abc.abstractmethod
+    async def live_state(self) -> LiveState: ...
+
+    @abc.abstractmethod
+    async def enable_burst(self, enabled: bool) -> None:
+        """Burst mode on (the camera stops output) or off (continuous output resumes).
+        SDK: EnableQHYCCDBurstMode, with EnableQHYCCDBurstCountFun(true) when enabling."""
+
+    @abc.abstractmethod
+    async def set_burst_range(self, start: int, end: int) -> None:
+        """The numbers a burst outputs: those strictly between start and end.
+        SDK: SetQHYCCDBurstModeStartEnd. Enter IDLE first: a camera that is not idle may start
+        output at once (QHY's note 3). InvalidSetting unless 0 <= start < end <= 65535."""
+
+    @abc.abstractmethod
+    async def burst_idle(self) -> None:
+        """Halt the sensor and its output (SDK: SetQHYCCDBurstIDLE)."""
+
+    @abc.abstractmethod
+    async def burst_release(self) -> None:
+        """Leave IDLE: the frame sequence restarts at number 1; in burst mode that outputs
+        one burst (SDK: ReleaseQHYCCDBurstIDLE)."""
+
+    @abc.abstractmethod
+    async def capture_burst(self) -> range:
+        """Output one burst: IDLE, the settle pause the camera needs, release (EZCAP's
+        sequence: SetQHYCCDBurstIDLE, 300 ms, ReleaseQHYCCDBurstIDLE). Returns the frame
+        numbers to expect. NotLive unless live; CameraBusy unless burst mode is on."""
+
+    @abc.abstractmethod
+    async def set_burst_patch_number(self, patch_number: int) -> None:
+        """Padding that keeps the last burst image from sticking in the camera (QHY's example:
+        32001). SDK: SetQHYCCDBurstModePatchNumber."""
+
+    @abc.abstractmethod
+    async def reset_frame_counter(self) -> None:
+        """The next frame read out is number 1 (SDK: ResetQHYCCDFrameCounter)."""
+
+    @abc.abstractmethod
+    async def set_live_anti_rbi(self, enabled: bool) -> None:
+        """Anti residual-bulk-image: each normal frame follows a short flush frame, so the
+        output alternates dark and bright frames. Effective in live mode; may be set any time.
+        SDK: SetQHYCCDEnableLiveModeAntiRBI."""
+
+    @abc.abstractmethod
+    async def set_image_osd(self, enabled: bool) -> None:
+        """Burn the frame number into the top rows of each live frame (on-screen display).
+        May be set any time. SDK: EnableQHYCCDImageOSD."""
 
 
 def check_register_access(address: int, value: int = 0) -> None:

@@ -9,8 +9,8 @@ still goes to clients.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import UTC
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 from qhy42_indi import __version__
 from qhy42_indi.backends.base import CameraBackend, ExposureStart, Frame
@@ -27,6 +27,7 @@ from qhy42_indi.camera.fits import (
 )
 from qhy42_indi.camera.hdr import Splice, merge_hdr, splice_cards
 from qhy42_indi.camera.settings import SensorSettings
+from qhy42_indi.camera.streaming import live_video_busy
 from qhy42_indi.camera.upload import UploadError
 from qhy42_indi.indi.messages import NewVector, PropertyState, SwitchState
 from qhy42_indi.indi.properties import PropertyVector, Value
@@ -40,6 +41,10 @@ FRAME_TYPES = {
     "FRAME_FLAT": FrameType.FLAT,
 }
 CLEAR_KEYWORDS = "INDI_CLEAR"
+
+# issue 5: when row 0 of a frame began (UTC) and the timing cards that say how it is known;
+# timing.py provides it (GPS head or host clock), called before the frame is processed.
+FrameTimer = Callable[[Frame], tuple[datetime, Sequence[Card]]]
 
 
 class DeliveryFailed(Exception):
@@ -61,6 +66,7 @@ class Capture:
         self.custom_cards: dict[str, Card] = {}
         self.frames_delivered = 0
         self._splice: Splice | None = None
+        self.frame_timer: FrameTimer | None = None  # issue 5: set by timing.py
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -75,6 +81,10 @@ class Capture:
     async def _on_exposure(
         self, vector: PropertyVector, proposed: dict[str, Value], message: NewVector
     ) -> None:
+        if live_video_busy(self._device):  # issue 6: the camera is in live mode
+            self._device.alert(vector.name, "Cannot start an exposure while the video stream "
+                               "or a recording runs: stop it first")
+            return
         exposure_s = float(proposed["CCD_EXPOSURE_VALUE"])
         if self._frame_type() is FrameType.BIAS:
             exposure_s = float(vector.number("CCD_EXPOSURE_VALUE").min or exposure_s)
@@ -129,6 +139,10 @@ class Capture:
         self._device.props["CCD_EXPOSURE"].set_values({"CCD_EXPOSURE_VALUE": requested_s})
         self._device.update("CCD_EXPOSURE", PropertyState.BUSY)
 
+    def exposure_waiting(self, requested_s: float, reason: str) -> None:
+        self._device.props["CCD_EXPOSURE"].set_values({"CCD_EXPOSURE_VALUE": requested_s})
+        self._device.update("CCD_EXPOSURE", PropertyState.BUSY, reason)
+
     def exposure_progress(self, left_s: float) -> None:
         self._device.props["CCD_EXPOSURE"].set_values({"CCD_EXPOSURE_VALUE": left_s})
         self._device.update("CCD_EXPOSURE", PropertyState.BUSY)
@@ -153,8 +167,11 @@ class Capture:
             fast.set_values({"FRAMES": 0})
             self._device.update("CCD_FAST_COUNT", PropertyState.IDLE)
 
-    async def deliver(self, frame: Frame) -> None:
+    async def deliver(self, frame: Frame, more_cards: Sequence[Card] = ()) -> None:
+        """Build and send the frame. `more_cards` go last (issue 6: burst frames' cards)."""
         props = self._device.props
+        start_utc, timing_cards = (self.frame_timer(frame) if self.frame_timer is not None
+                                   else (frame.start_utc, ()))
         pixels, extra_cards = frame.pixels, []
         if self._settings.hdr_merged and frame.bit_depth == 16:
             pixels, self._splice = merge_hdr(frame, self._settings.merge_columns, self._splice)
@@ -162,7 +179,8 @@ class Capture:
         mode = self._upload_mode()
         to_clients = mode in (UploadMode.CLIENT, UploadMode.BOTH)
         compress = props["CCD_COMPRESSION"].is_on("INDI_ENABLED")
-        cards = [*standard_cards(self._metadata(frame)), *extra_cards]
+        cards = [*standard_cards(self._metadata(frame, start_utc, timing_cards)), *extra_cards,
+                 *more_cards]
         encoded = await encode_off_loop(pixels, cards, compress=compress)
         failure = None
         if mode in (UploadMode.LOCAL, UploadMode.BOTH):
@@ -202,7 +220,8 @@ class Capture:
         on = self._device.props["UPLOAD_MODE"].on_switches()
         return on[0] if on else UploadMode.CLIENT
 
-    def _metadata(self, frame: Frame) -> FrameMetadata:
+    def _metadata(self, frame: Frame, start_utc: datetime,
+                  timing_cards: Sequence[Card] = ()) -> FrameMetadata:
         props = self._device.props
         info = self._settings.info
         assert info is not None
@@ -210,7 +229,7 @@ class Capture:
         return FrameMetadata(
             device_name=self._device.name,
             exposure_s=frame.exposure_s,
-            start_time=frame.start_utc.astimezone(UTC),
+            start_time=start_utc.astimezone(UTC),
             pixel_size_x_um=info.pixel_width_um,
             pixel_size_y_um=info.pixel_height_um,
             frame_type=self._frame_type(),
@@ -226,5 +245,5 @@ class Capture:
             aperture_mm=float(props["SCOPE_INFO"].value("APERTURE")),
             driver_name="qhy42-indi",
             driver_version=__version__,
-            custom_cards=tuple(self.custom_cards.values()),
+            custom_cards=(*timing_cards, *self.custom_cards.values()),
         )

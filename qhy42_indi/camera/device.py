@@ -20,10 +20,15 @@ from qhy42_indi.backends.base import BackendError, CameraBackend
 from qhy42_indi.backends.scenes import DarkScene, FlatScene, StarFieldScene
 from qhy42_indi.backends.simulator import SimulatorBackend
 from qhy42_indi.camera import config_file
+from qhy42_indi.camera.burst import Burst
 from qhy42_indi.camera.capture import Capture
 from qhy42_indi.camera.cooling import Cooling
 from qhy42_indi.camera.device_base import PropertyDevice
+from qhy42_indi.camera.hotplug import HotplugWatcher
+from qhy42_indi.camera.live import LiveSession
 from qhy42_indi.camera.settings import SensorSettings
+from qhy42_indi.camera.streaming import Streaming
+from qhy42_indi.camera.timing import ON_DEMAND_PROPERTIES, Timing
 from qhy42_indi.camera.upload import UploadError
 from qhy42_indi.indi.messages import NewVector, PropertyState, SwitchState
 from qhy42_indi.indi.properties import PropertyVector, Value
@@ -44,6 +49,8 @@ CONFIG_PROPERTIES = (
     "CCD_FRAME", "CCD_FRAME_TYPE", "CCD_TRANSFER_FORMAT", "CCD_COMPRESSION", "CCD_TEMP_RAMP",
     "SCOPE_INFO", "UPLOAD_MODE", "UPLOAD_SETTINGS", "CCD_FAST_TOGGLE", "CCD_FAST_COUNT",
     "CCD_HEATER",
+    # issue 5: GPIO & Timing
+    "GPIO_MODE", "SMA_OUTPUT", "TRIGOUT_ENABLE", "TRIGGER_MODE", "TRIGGER_TIMEOUT",
 )
 
 
@@ -57,7 +64,7 @@ class Qhy42Device(PropertyDevice):
         directory = skeleton_dir()
         sets = {
             part: load_skeleton(directory / f"qhy42_{part}_sk.xml")
-            for part in ("base", "ccd", "qhy", "ondemand", "sim")
+            for part in ("base", "ccd", "qhy", "ondemand", "sim", "stream", "burst", "gpio")
         }
         super().__init__(name, [v for vectors in sets.values() for v in vectors])
         self.backend = backend
@@ -65,6 +72,12 @@ class Qhy42Device(PropertyDevice):
         self.connected_names = [v.name for v in (*sets["ccd"], *sets["qhy"])]
         self.on_demand_names = [v.name for v in sets["ondemand"]]
         self.simulator_names = [v.name for v in sets["sim"]]
+        # issue 6: live video (libindi's streaming set) and burst, defined after CONNECT
+        self.connected_names += [v.name for v in (*sets["stream"], *sets["burst"])]
+        # issue 5: GPIO & Timing after CONNECT; GPS_STATE/GPS_DATA only in GPS-BOX mode
+        self.connected_names += [v.name for v in sets["gpio"]
+                                 if v.name not in ON_DEMAND_PROPERTIES]
+        self.on_demand_names += ON_DEMAND_PROPERTIES
         if isinstance(backend, SimulatorBackend):
             self.connected_names += self.simulator_names
         self._defaults = {n: dict(self.props[n].values()) for n in CONFIG_PROPERTIES}
@@ -81,6 +94,19 @@ class Qhy42Device(PropertyDevice):
         self.capture = Capture(self, backend, self.settings, lambda: self.cooling.target_c)
         for part in (self.settings, self.cooling, self.capture):
             self.handlers.update(part.handlers())
+        # issue 6: live video and burst share one reader of the camera's live frames
+        self.live = LiveSession(backend)
+        self.streaming = Streaming(self, backend, self.live, lambda: self.capture.exposures.busy)
+        self.burst = Burst(self, backend, self.live, self.capture.deliver)
+        for live_part in (self.streaming, self.burst):
+            self.handlers.update(live_part.handlers())
+        # issue 5: GPIO ports, triggers and exposure timing (FITS times, TrigOut hold-off)
+        self.timing = Timing(self, backend, self.settings, self.capture)
+        self.handlers.update(self.timing.handlers())
+        # issue 7: a camera unplugged and plugged in again (camera/hotplug.py)
+        self.hotplug = HotplugWatcher(self, CONFIG_PROPERTIES)
+        self.capture.exposures.on_gone = self.hotplug.camera_gone
+        self.handlers["SIM_USB"] = self.hotplug.on_sim_usb
         self.handlers.update(
             {
                 "CONNECTION": self._on_connection,
@@ -109,8 +135,7 @@ class Qhy42Device(PropertyDevice):
 
     async def connect(self) -> None:
         try:
-            await self.backend.open()
-            await self.settings.open()
+            await self.open_camera()
         except BackendError as error:
             with contextlib.suppress(BackendError):
                 await self.backend.close()
@@ -119,17 +144,40 @@ class Qhy42Device(PropertyDevice):
         self._set_connection(True)
         self.define(self.connected_names)
         await self._load_config(announce=False)
+        await self.start_parts()
+        info = self.settings.info
+        self.say(f"{info.model if info else 'QHY42PRO'} connected "
+                 f"({info.camera_id if info else ''})")
+        self.hotplug.start()
+
+    # The steps CONNECT and DISCONNECT share with a camera that vanishes and returns (issue 7).
+
+    async def open_camera(self) -> None:
+        await self.backend.open()
+        await self.timing.open()  # issue 5: holds TrigOut off while the camera is set up
+        await self.settings.open()
+
+    async def start_parts(self) -> None:
+        await self.timing.init_done()  # issue 5: GPIO and trigger applied, TrigOut restored
         try:
             await self.cooling.start()
         except BackendError as error:
             self.alert("CCD_TEMPERATURE", f"Cannot read the cooler: {error}")
-        info = self.settings.info
-        self.say(f"{info.model if info else 'QHY42PRO'} connected "
-                 f"({info.camera_id if info else ''})")
 
-    async def disconnect(self) -> None:
+    async def stop_parts(self) -> None:
+        await self.streaming.close()  # issue 6: ends live mode, keeps the recording
+        await self.burst.close()
         await self.capture.exposures.stop()
         await self.cooling.stop()
+
+    @property
+    def command_lock(self) -> asyncio.Lock:
+        """Held while a client command is handled (hotplug.py takes it to reconnect)."""
+        return self._command_lock
+
+    async def disconnect(self) -> None:
+        await self.hotplug.stop()
+        await self.stop_parts()
         with contextlib.suppress(BackendError):
             await self.backend.close()
         self.delete([*self.connected_names, *self.on_demand_names])

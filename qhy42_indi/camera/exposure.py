@@ -7,6 +7,12 @@ CCD_EXPOSURE Idle 0 and no BLOB. With fast exposure (CCD_FAST_TOGGLE) the next e
 the moment a frame is read, before that frame is delivered, and CCD_EXPOSURE stays Busy while
 CCD_FAST_COUNT counts down.
 
+With a trigger (hardware Trig In, or a GPIO sync slave waiting for its master; `trigger` set
+by camera/timing.py), each exposure is armed and CCD_EXPOSURE is Busy with "waiting for
+trigger" until the edge starts it; then the sequence above follows. In fast exposure the next
+one is armed as soon as a frame is read, and waits for its own trigger after that frame went
+out. Without a trigger the wire order is exactly as above.
+
 This module runs one sequence as an asyncio task; it does not know INDI property names except
 through the small `ExposureHost` interface the device implements.
 """
@@ -17,9 +23,17 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
-from qhy42_indi.backends.base import BackendError, CameraBackend, ExposureStart, Frame
+from qhy42_indi.backends.base import (
+    BackendError,
+    CameraBackend,
+    CameraGone,
+    ExposureStart,
+    Frame,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +48,9 @@ class ExposureHost(Protocol):
 
     def exposure_progress(self, left_s: float) -> None: ...
 
+    def exposure_waiting(self, requested_s: float, reason: str) -> None:
+        """Armed: the exposure waits for its trigger (issue 5)."""
+
     def frames_left(self, count: int) -> None: ...
 
     async def deliver(self, frame: Frame) -> None:
@@ -44,11 +61,21 @@ class ExposureHost(Protocol):
     def exposure_failed(self, reason: str) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class TriggerWait:
+    """Exposures wait for a trigger: what the client is told, and for how long (None: ever)."""
+
+    reason: str
+    timeout_s: float | None
+
+
 class ExposureController:
     def __init__(self, backend: CameraBackend, host: ExposureHost) -> None:
         self._backend = backend
         self._host = host
         self._task: asyncio.Task[None] | None = None
+        self.trigger: TriggerWait | None = None  # issue 5: set by camera/timing.py
+        self.on_gone: Callable[[CameraGone], None] | None = None  # issue 7: camera/hotplug.py
 
     @property
     def busy(self) -> bool:
@@ -80,22 +107,40 @@ class ExposureController:
                 await self._task
 
     async def _run(self, exposure_s: float, frame_count: int) -> None:
+        trigger = self.trigger
         try:
-            start = await self._backend.start_exposure(exposure_s)
+            started = await self._begin(exposure_s, trigger)
             for remaining in range(frame_count - 1, -1, -1):
+                start = started or await self._wait_for_trigger(exposure_s, trigger)
                 self._host.exposure_started(exposure_s, start)
                 frame = await self._read_with_countdown(start)
                 if remaining:
-                    # Fast exposure: the camera integrates the next frame during delivery.
-                    start = await self._backend.start_exposure(exposure_s)
+                    # Fast exposure: the camera integrates (or is armed for) the next frame
+                    # during delivery.
+                    started = await self._begin(exposure_s, trigger)
                     self._host.frames_left(remaining)
                 await self._host.deliver(frame)
             self._host.exposure_done()
         except BackendError as error:
             self._host.exposure_failed(str(error) or type(error).__name__)
+            if isinstance(error, CameraGone) and self.on_gone is not None:
+                self.on_gone(error)
         except Exception as error:  # a bug or a failed save must not kill the daemon
             log.exception("exposure failed")
             self._host.exposure_failed(str(error) or type(error).__name__)
+
+    async def _begin(self, exposure_s: float, trigger: TriggerWait | None) -> ExposureStart | None:
+        """Start the exposure (its start), or arm it when a trigger starts it (None)."""
+        if trigger is None:
+            return await self._backend.start_exposure(exposure_s)
+        await self._backend.arm_exposure(exposure_s)
+        return None
+
+    async def _wait_for_trigger(self, exposure_s: float,
+                                trigger: TriggerWait | None) -> ExposureStart:
+        assert trigger is not None
+        self._host.exposure_waiting(exposure_s, trigger.reason)
+        return await self._backend.wait_for_trigger(trigger.timeout_s)
 
     async def _read_with_countdown(self, start: ExposureStart) -> Frame:
         countdown = asyncio.create_task(self._countdown(start.exposure_s))

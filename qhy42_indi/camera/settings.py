@@ -9,8 +9,9 @@ example); a refusal is an Alert with the backend's reason.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from qhy42_indi.backends.base import (
@@ -32,6 +33,14 @@ T = TypeVar("T")
 STD_HIGH_GAIN_MODE = 1  # the default, as MIT's QHY42PRO setup; mode 0 is HDR
 BIT_DEPTHS = {"INDI_MONO_16": 16, "INDI_MONO_8": 8}
 
+# issue 5: wraps every backend setter, given the property's name; timing.py uses it to turn the
+# TrigOut pulse off around mode changes and to follow the line period.
+SettingGuard = Callable[[str], contextlib.AbstractAsyncContextManager[None]]
+
+
+def _unguarded(name: str) -> contextlib.AbstractAsyncContextManager[None]:
+    return contextlib.nullcontext()
+
 
 def _int(value: Value) -> int:
     return round(float(value))
@@ -45,6 +54,7 @@ class SensorSettings:
         self.settings: CaptureSettings | None = None
         # Output columns [x, x + width) of each channel, when HDR output is merged.
         self.merge_columns: tuple[int, int] | None = None
+        self.setting_guard: SettingGuard = _unguarded  # issue 5
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -144,7 +154,8 @@ class SensorSettings:
     async def _apply(self, name: str, call: Awaitable[T]) -> T | None:
         """Run a backend setter; on refusal, Alert on the property with the reason."""
         try:
-            return await call
+            async with self.setting_guard(name):
+                return await call
         except BackendError as error:
             self._device.alert(name, str(error))
             return None

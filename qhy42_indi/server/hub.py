@@ -4,11 +4,16 @@ Devices publish through the hub; each message is encoded once and offered to eve
 connection, which filters by interest and BLOB policy. Client messages come in through
 `handle()`: getProperties (defs to that client only, so others see no duplicates),
 enableBLOB, pingRequest and newXXXVector. Transports (tcp.py, stdio.py) only move bytes.
+
+Observers (MQTT telemetry, the exposure log, the connect defaults) see every device message,
+before any encoding, through `observe()`: a plain call that must return at once (queue, never
+wait).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 from qhy42_indi.indi.messages import (
@@ -43,10 +48,14 @@ class Device(Protocol):
     async def handle_new(self, message: NewVector) -> None: ...
 
 
+Observer = Callable[[IndiMessage], None]
+
+
 class Hub:
     def __init__(self) -> None:
         self.devices: dict[str, Device] = {}
         self.connections: set[Connection] = set()
+        self._observers: list[Observer] = []
 
     def add_device(self, device: Device) -> None:
         self.devices[device.name] = device
@@ -59,8 +68,18 @@ class Hub:
         self.connections.discard(connection)
         connection.close()
 
+    def observe(self, observer: Observer) -> Callable[[], None]:
+        """Call `observer` with every device message from now on; returns the way to stop."""
+        self._observers.append(observer)
+        return lambda: self._observers.remove(observer)
+
     def publish(self, message: IndiMessage) -> None:
         """A device's message to every connection that wants it, encoded once."""
+        for observer in list(self._observers):
+            try:
+                observer(message)
+            except Exception:  # an observer's bug must not stop the camera or the clients
+                log.exception("observer %r failed", observer)
         if not self.connections:
             return
         out = Outgoing.of(message)
@@ -95,6 +114,8 @@ class Hub:
             return
         connection.interest.add(message.device, message.name)
         if connection.read_only:
+            log.warning("%s %s: not changed: client %s is read-only (server.read_only)",
+                        message.device, message.name, connection.peer)
             refusal = Message(
                 device=message.device,
                 message=f"[WARNING] {connection.peer} is read-only: {message.name} not changed",

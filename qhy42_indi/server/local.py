@@ -37,6 +37,7 @@ import pybase64
 
 from qhy42_indi.indi.encoder import Chunk, encode_chunks
 from qhy42_indi.indi.messages import BlobElement, Element, IndiMessage, SetVector, VectorKind
+from qhy42_indi.server.access import LOCAL_ADDRESS, AccessControl, AccessPolicy, Verdict
 from qhy42_indi.server.connection import DEFAULT_LIMITS, Connection, Outgoing, QueueLimits
 from qhy42_indi.server.hub import Hub
 from qhy42_indi.server.session import run_session
@@ -275,13 +276,23 @@ class LocalConnection(Connection):
 
 
 class LocalListener:
-    """Accepts local clients on an abstract Unix socket, one session each."""
+    """Accepts local clients on an abstract Unix socket, one session each.
 
-    def __init__(self, hub: Hub, sock: socket.socket, path: str, limits: QueueLimits) -> None:
+    Access control (access.py) judges them as the address 127.0.0.1: they are on this host."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        sock: socket.socket,
+        path: str,
+        limits: QueueLimits,
+        access: AccessControl | None = None,
+    ) -> None:
         self.path = path
         self._hub = hub
         self._sock = sock
         self._limits = limits
+        self._access = access or AccessControl(AccessPolicy.open())
         self._accepted = 0
         self._sessions: set[asyncio.Task[None]] = set()
         self._accepting = asyncio.create_task(self._accept_forever(), name=f"accept @{path}")
@@ -297,13 +308,23 @@ class LocalListener:
                 continue
             self._accepted += 1
             peer = f"@{self.path}#{self._accepted}{_peer_process(client)}"
-            session = asyncio.create_task(self._serve(client, peer), name=f"session {peer}")
+            verdict = self._access.admit(LOCAL_ADDRESS, peer)
+            if verdict not in (Verdict.ALLOWED, Verdict.READ_ONLY):
+                client.close()
+                continue
+            job = self._serve(client, peer, read_only=verdict is Verdict.READ_ONLY)
+            session = asyncio.create_task(job, name=f"session {peer}")
             self._sessions.add(session)
             session.add_done_callback(self._sessions.discard)
 
-    async def _serve(self, client: socket.socket, peer: str) -> None:
-        stream = LocalStream(client)
-        await run_session(self._hub, stream, LocalConnection(peer, stream, self._limits))
+    async def _serve(self, client: socket.socket, peer: str, *, read_only: bool) -> None:
+        try:
+            stream = LocalStream(client)
+            connection = LocalConnection(peer, stream, self._limits)
+            connection.read_only = read_only
+            await run_session(self._hub, stream, connection)
+        finally:
+            self._access.release()
 
     async def close(self) -> None:
         self._accepting.cancel()
@@ -326,7 +347,10 @@ def _peer_process(client: socket.socket) -> str:
 
 
 async def start_local_server(
-    hub: Hub, path: str = DEFAULT_LOCAL_SOCKET, limits: QueueLimits = DEFAULT_LIMITS
+    hub: Hub,
+    path: str = DEFAULT_LOCAL_SOCKET,
+    limits: QueueLimits = DEFAULT_LIMITS,
+    access: AccessControl | None = None,
 ) -> LocalListener | None:
     """Listen on the abstract socket @path. When that cannot be done (another server has it,
     not Linux) say why in one log line and return None: the TCP server goes on without it."""
@@ -348,6 +372,6 @@ async def start_local_server(
         log.error("local socket @%s not served: %s%s", path, error.strerror or error, hint)
         return None
     sock.setblocking(False)
-    listener = LocalListener(hub, sock, path, limits)
+    listener = LocalListener(hub, sock, path, limits, access)
     log.info("serving INDI to local clients (shared-memory BLOBs) on @%s", path)
     return listener

@@ -1,0 +1,87 @@
+"""The configuration's property values ([upload], [camera.defaults]) applied on CONNECT.
+
+When a camera connects, each configured value is sent to it as the newXXXVector a client
+would send, in the order written, through the device's own checks and handlers. The device's
+saved configuration (CONFIG_SAVE, ~/.indi/<device>_config.xml) wins for the properties it
+holds: what a user saved from Ekos is not undone at the next connect; CONFIG_PURGE returns a
+property to the daemon's default. They go in ahead of any command a client sends after its
+CONNECT (the device takes commands one at a time, in order of arrival).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from qhy42_indi.camera import config_file
+from qhy42_indi.camera.device import Qhy42Device
+from qhy42_indi.camera.device_base import PropertyDevice
+from qhy42_indi.indi.messages import (
+    IndiMessage,
+    PropertyState,
+    SetVector,
+    SwitchElement,
+    SwitchState,
+)
+from qhy42_indi.property_values import PresetCommand
+from qhy42_indi.server.hub import Hub
+
+log = logging.getLogger(__name__)
+
+
+class ConnectDefaults:
+    def __init__(self, hub: Hub, commands: list[PresetCommand]) -> None:
+        self._hub = hub
+        self._commands = commands
+        self._connected: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._unobserve: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        if self._commands:
+            self._unobserve = self._hub.observe(self._observe)
+
+    async def stop(self) -> None:
+        if self._unobserve is not None:
+            self._unobserve()
+            self._unobserve = None
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _observe(self, message: IndiMessage) -> None:
+        if not isinstance(message, SetVector) or message.name != "CONNECTION":
+            return
+        connected = message.state is PropertyState.OK and any(
+            isinstance(e, SwitchElement) and e.name == "CONNECT" and e.value is SwitchState.ON
+            for e in message.elements
+        )
+        if not connected:
+            self._connected.discard(message.device)
+        elif message.device not in self._connected:
+            self._connected.add(message.device)
+            task = asyncio.create_task(self._apply(message.device), name="connect defaults")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _apply(self, device_name: str) -> None:
+        device = self._hub.devices.get(device_name)
+        if not isinstance(device, PropertyDevice):
+            return
+        saved: set[str] = set()
+        if isinstance(device, Qhy42Device):
+            commands = await asyncio.to_thread(config_file.load_config, device.config_path)
+            saved = {c.name for c in commands}
+        for preset in self._commands:
+            name = preset.command.name
+            if name in saved:
+                log.info("%s %s: the saved configuration's value kept over %s", device_name,
+                         name, preset.key)
+                continue
+            command = preset.for_device(device_name)
+            log.info("%s %s: set from %s: %s", device_name, name, preset.key,
+                     {e.name: getattr(e, "value", None) for e in command.elements})
+            await device.handle_new(command)

@@ -1,0 +1,226 @@
+"""The configuration file: every error names its key, check-config, the example and the README
+document every key, and the camera and upload values are applied on CONNECT."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from qhy42_indi.config import (
+    CONFIG_ENV,
+    DEFAULT_CONFIG_PATH,
+    Config,
+    ConfigError,
+    config_path,
+    load_config,
+)
+from qhy42_indi.indi.messages import SetVector, SwitchElement, SwitchState
+from tests.service.logs import logged
+from tests.support.camera import (
+    answered,
+    connect_camera,
+    expose,
+    number,
+    set_numbers,
+    set_switch,
+)
+from tests.support.client import IndiClient, is_set
+from tests.support.processes import HOST, child_env, daemon
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "systemd" / "config.example.toml"
+CLI = [sys.executable, "-m", "qhy42_indi.cli"]
+
+
+def load(tmp_path: Path, text: str) -> Config:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("[server]\nprot = 7624\n", "unknown key server.prot"),
+        ("[sever]\nport = 7624\n", "unknown section [sever]"),
+        ('[server]\nport = "7624"\n', "server.port must be int, not str"),
+        ("[server]\nport = 70000\n", "server.port must be 1-65535"),
+        ("[server]\nmax_clients = -1\n", "server.max_clients must be >= 0"),
+        ('[server]\nallow = "10.0.0.0/8"\n', "server.allow must be a list of strings"),
+        ('[server]\nallow = ["10.0.0.0/8", "10.0.0.0/33"]\n', "server.allow[1]: '10.0.0.0/33'"),
+        ('[server]\nread_only = ["lan"]\n', "server.read_only[0]: 'lan' is not an address"),
+        ('[camera]\nbackend = "qhy"\n', "camera.backend must be one of auto, simulator"),
+        ("[camera.defaults]\nCCD_GIAN = { GAIN = 1 }\n",
+         "camera.defaults.CCD_GIAN: the camera has no property CCD_GIAN"),
+        ("[camera.defaults]\nCCD_GAIN = { GIAN = 1 }\n",
+         "camera.defaults.CCD_GAIN.GIAN: CCD_GAIN has no member GIAN (it has GAIN)"),
+        ('[camera.defaults]\nCCD_GAIN = { GAIN = "high" }\n',
+         "camera.defaults.CCD_GAIN.GAIN must be a number"),
+        ("[camera.defaults]\nCCD_GAIN = { GAIN = 100000 }\n",
+         "camera.defaults.CCD_GAIN: CCD_GAIN.GAIN value 100000 is out of range"),
+        ("[camera.defaults]\nCCD_GAIN = 10\n", "camera.defaults.CCD_GAIN must be a table"),
+        ("[camera.defaults]\nCCD_INFO = { CCD_MAX_X = 1 }\n",
+         "camera.defaults.CCD_INFO: CCD_INFO is an action or read-only"),
+        ("[camera.defaults]\nCONNECTION = { CONNECT = true }\n",
+         "camera.defaults.CONNECTION: CONNECTION is an action or read-only"),
+        ("[camera.defaults]\nCCD_COOLER = { COOLER_ON = true, COOLER_OFF = true }\n",
+         "camera.defaults.CCD_COOLER: CCD_COOLER allows one switch on"),
+        ('[upload]\nmode = "ftp"\n', "upload.mode must be one of client, local, both"),
+        ("[upload]\ndir = 5\n", "upload.dir must be str, not int"),
+        ('[mqtt]\ntopic_prefix = "obs/#"\n', "mqtt.topic_prefix must be a topic"),
+        ('[mqtt]\ncommands = ["CCD_GAIN", "CONFIG_PROCESS"]\n',
+         "mqtt.commands[1]: 'CONFIG_PROCESS' cannot be commanded over MQTT"),
+        ('[mqtt]\npassword = "x"\n', "mqtt.password is set but mqtt.username is empty"),
+        ("[mqtt]\nenabled = 1\n", "mqtt.enabled must be bool, not int"),
+        ("[mqtt]\nkeepalive_s = 1\n", "mqtt.keepalive_s must be at least 5"),
+    ],
+)
+def test_a_wrong_key_or_value_is_an_error_naming_the_key(
+    tmp_path: Path, text: str, named: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        load(tmp_path, text)
+    assert named in str(error.value)
+    assert str(tmp_path / "config.toml") in str(error.value)
+
+
+def test_defaults_and_the_commands_applied_on_connect(tmp_path: Path) -> None:
+    config = load(tmp_path, '[upload]\ndir = "/data"\nmode = "both"\n'
+                            "[camera.defaults]\nCCD_GAIN = { GAIN = 7 }\n"
+                            "CCD_COOLER = { COOLER_ON = true }\n")
+    assert config.server.allow == ["0.0.0.0/0", "::/0"] and config.server.read_only == []
+    assert config.server.max_clients == 64 and not config.mqtt.enabled
+    commands = config.connect_commands()
+    assert [c.key for c in commands] == ["upload", "upload.mode", "camera.defaults.CCD_GAIN",
+                                         "camera.defaults.CCD_COOLER"]
+    assert [c.command.name for c in commands] == [
+        "UPLOAD_SETTINGS", "UPLOAD_MODE", "CCD_GAIN", "CCD_COOLER"]
+
+
+def test_the_file_comes_from_the_flag_then_the_environment_then_the_default_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(CONFIG_ENV, str(tmp_path / "env.toml"))
+    assert config_path(tmp_path / "flag.toml") == tmp_path / "flag.toml"
+    assert config_path(None) == tmp_path / "env.toml"
+    monkeypatch.setenv(CONFIG_ENV, "")
+    assert config_path(None) is None
+    monkeypatch.delenv(CONFIG_ENV)
+    expected = DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
+    assert config_path(None) == expected
+
+
+def test_the_example_has_every_key_and_is_valid() -> None:
+    example = tomllib.loads(EXAMPLE.read_text())
+    config = load_config(EXAMPLE)
+    for section in ("server", "camera", "upload", "mqtt"):
+        keys = {f.name for f in fields(getattr(config, section))}
+        assert set(example[section]) == keys, section
+    assert config.connect_commands()
+
+
+def test_the_readme_documents_every_key_and_the_default_path() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Configuration file", 1)[1].split("\n## ", 1)[0]
+    assert str(DEFAULT_CONFIG_PATH) in section and "check-config" in section
+    config = Config()
+    for name in ("server", "camera", "upload", "mqtt"):
+        assert f"[{name}]" in section
+        for key in (f.name for f in fields(getattr(config, name))):
+            assert re.search(rf"\b{key}\b", section), f"{name}.{key} is not in the README"
+
+
+def run_cli(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
+            ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=30,
+                          env=env or child_env(tmp_path), check=False)
+
+
+def test_check_config_accepts_the_example_and_names_the_key_of_a_mistake(
+    tmp_path: Path,
+) -> None:
+    good = run_cli(tmp_path, "check-config", str(EXAMPLE))
+    assert good.returncode == 0, good.stderr
+    assert f"{EXAMPLE}: ok" in good.stdout and "camera.defaults.CCD_GAIN" in good.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[camera.defaults]\nREAD_MODE = { MODE = 7 }\n")
+    result = run_cli(tmp_path, "check-config", str(bad))
+    assert result.returncode == 2
+    assert "camera.defaults.READ_MODE: READ_MODE.MODE value 7 is out of range [0, 2]" in (
+        result.stderr)
+    # Without FILE: $QHY42_INDI_CONFIG.
+    result = run_cli(tmp_path, "check-config", env=child_env(tmp_path) | {CONFIG_ENV: str(bad)})
+    assert result.returncode == 2 and "READ_MODE" in result.stderr
+
+
+def test_the_daemon_does_not_start_on_a_wrong_value_and_says_which(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[server]\nread_only = ["192.168.1.0/24", "everyone"]\n')
+    result = run_cli(tmp_path, "serve", "--config", str(bad))
+    assert result.returncode == 2
+    assert "server.read_only[1]: 'everyone' is not an address" in result.stderr
+    result = run_cli(tmp_path, "serve", "--allow", "10.1.2.0/99")
+    assert result.returncode == 2 and "server.allow[0]" in result.stderr
+
+
+async def test_upload_and_camera_defaults_are_applied_on_connect(tmp_path: Path) -> None:
+    frames = tmp_path / "frames"
+    config = tmp_path / "config.toml"
+    config.write_text(f'[upload]\ndir = "{frames}"\nprefix = "N_XXX"\nmode = "local"\n'
+                      "[camera.defaults]\nCCD_GAIN = { GAIN = 21 }\n"
+                      "CCD_OFFSET = { OFFSET = 33 }\n")
+    with daemon("--config", str(config)) as proc:
+        async with IndiClient.connect(HOST, proc.port) as client:
+            await connect_camera(client)
+            await client.wait_for(lambda m: is_set("CCD_GAIN")(m) and number(m, "GAIN") == 21)
+            await client.wait_for(lambda m: is_set("CCD_OFFSET")(m)
+                                  and number(m, "OFFSET") == 33)
+            settings = await client.wait_for(is_set("UPLOAD_SETTINGS"))
+            assert f"'{frames}'" in repr(settings) and "'N_XXX'" in repr(settings)
+            mode = await client.wait_for(is_set("UPLOAD_MODE"))
+            assert on_switches(mode) == ["UPLOAD_LOCAL"]
+            # The frame goes where [upload] said.
+            await expose(client, 0.05)
+            assert [p.name[:2] for p in frames.iterdir()] == ["N_"]
+        assert "CCD_GAIN: set from camera.defaults.CCD_GAIN" in proc.log()
+
+
+def on_switches(message: object) -> list[str]:
+    assert isinstance(message, SetVector)
+    return [e.name for e in message.elements
+            if isinstance(e, SwitchElement) and e.value is SwitchState.ON]
+
+
+async def test_the_saved_device_configuration_wins_over_the_defaults(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    config = tmp_path / "config.toml"
+    config.write_text("[camera.defaults]\nCCD_GAIN = { GAIN = 21 }\n"
+                      "CCD_OFFSET = { OFFSET = 33 }\n")
+    with daemon("--config", str(config), home=home) as proc:
+        async with IndiClient.connect(HOST, proc.port) as client:
+            await connect_camera(client)
+            await client.wait_for(lambda m: is_set("CCD_OFFSET")(m)
+                                  and number(m, "OFFSET") == 33)
+            start = await set_numbers(client, "CCD_GAIN", GAIN=5)
+            await answered(client, "CCD_GAIN", start)
+            start = await set_switch(client, "CONFIG_PROCESS", "CONFIG_SAVE")
+            await answered(client, "CONFIG_PROCESS", start)
+            start = await set_switch(client, "CONNECTION", "DISCONNECT")
+            await answered(client, "CONNECTION", start)
+            start = await set_switch(client, "CONNECTION", "CONNECT")
+            await client.wait_for(lambda m: is_set("CCD_OFFSET")(m)
+                                  and number(m, "OFFSET") == 33, start=start)
+            await logged(proc, "CCD_OFFSET: the saved configuration's value kept over "
+                               "camera.defaults.CCD_OFFSET")  # the last default: all done
+            assert "CCD_GAIN: the saved configuration's value kept" in proc.log()
+            await client.send("<pingRequest uid='after'/>")
+            await client.wait_for(lambda m: type(m).__name__ == "PingReply", start=start)
+            gains = [number(m, "GAIN") for m in client.received[start:] if is_set("CCD_GAIN")(m)]
+            assert gains and set(gains) == {5}

@@ -1,0 +1,110 @@
+"""SER files as written by ser.py and recording.py: the 178-byte header, frames, trailer,
+timestamps, the endianness convention, atomic files and libindi's name patterns."""
+
+from __future__ import annotations
+
+import io
+import struct
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qhy42_indi.camera.recording import SerRecording, expand_record_path
+from qhy42_indi.camera.ser import HEADER_BYTES, SerHeader, SerWriter, read_ser, ser_ticks
+from qhy42_indi.camera.upload import UploadError
+
+START = datetime(2026, 3, 1, 21, 30, 15, 123456, tzinfo=UTC)
+
+
+def frames16(count: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(5)
+    return [(rng.integers(0, 4096, (6, 10)) << 4).astype(np.uint16) for _ in range(count)]
+
+
+def test_ticks_count_100ns_since_year_one() -> None:
+    assert ser_ticks(datetime(1, 1, 1, tzinfo=UTC)) == 0
+    assert ser_ticks(datetime(1, 1, 2, tzinfo=UTC)) == 864_000_000_000
+    # the value .NET gives for 2000-01-01T00:00:00Z
+    assert ser_ticks(datetime(2000, 1, 1, tzinfo=UTC)) == 630_822_816_000_000_000
+    assert ser_ticks(START + timedelta(microseconds=1)) - ser_ticks(START) == 10
+
+
+def test_header_frames_and_trailer_are_laid_out_as_the_format_says() -> None:
+    out = io.BytesIO()
+    writer = SerWriter(out, 10, 6, 16, started=START, instrument="QHY CCD X", telescope="Scope")
+    frames = frames16(3)
+    for index, frame in enumerate(frames):
+        writer.write_frame(frame, START + timedelta(seconds=index / 24))
+    writer.finish()
+    data = out.getvalue()
+
+    assert len(data) == HEADER_BYTES + 3 * 6 * 10 * 2 + 3 * 8
+    assert data[:14] == b"LUCAM-RECORDER"
+    lu_id, color, endian, width, height, depth, count = struct.unpack_from("<7i", data, 14)
+    assert (lu_id, color, endian, width, height, depth, count) == (0, 0, 0, 10, 6, 16, 3)
+    assert data[42 + 40:42 + 80].rstrip(b"\0") == b"QHY CCD X"
+    assert struct.unpack_from("<q", data, 170)[0] == ser_ticks(START)
+    # 16-bit pixels little-endian (LittleEndian = 0: the convention readers follow)
+    assert np.array_equal(np.frombuffer(data, "<u2", 60, HEADER_BYTES).reshape(6, 10), frames[0])
+    trailer = np.frombuffer(data, "<u8", 3, HEADER_BYTES + 360)
+    assert trailer[1] - trailer[0] == 416_670  # 1/24 s, to the microsecond
+
+
+def test_read_ser_gives_back_what_was_written(tmp_path: Path) -> None:
+    path = tmp_path / "a.ser"
+    frames = frames16(4)
+    with path.open("wb") as file:
+        writer = SerWriter(file, 10, 6, 16, started=START)
+        for frame in frames:
+            writer.write_frame(frame, START)
+        writer.finish()
+    ser = read_ser(path)
+    assert ser.header == SerHeader.unpack(path.read_bytes())
+    assert ser.header.frame_count == 4 and ser.frames.dtype == np.uint16
+    assert np.array_equal(ser.frames, np.stack(frames))
+    assert ser.timestamp(3) == START
+
+
+def test_a_frame_of_another_shape_is_refused() -> None:
+    writer = SerWriter(io.BytesIO(), 10, 6, 8, started=START)
+    with pytest.raises(ValueError, match="does not match"):
+        writer.write_frame(np.zeros((6, 11), np.uint8), START)
+
+
+def test_record_names_expand_libindi_patterns(tmp_path: Path) -> None:
+    now = datetime(2026, 3, 1, 21, 30, 15, tzinfo=UTC)
+    path = expand_record_path(f"{tmp_path}/indi__D_", "jupiter__T_", now)
+    assert path == tmp_path / "indi_2026-03-01" / "jupiter_2026-03-01@21-30-15.ser"
+    assert expand_record_path("_HOME_/v", "x_H_.ser", now) == Path.home() / "v" / "x21-30-15.ser"
+    with pytest.raises(UploadError):
+        expand_record_path(str(tmp_path), "a/b", now)
+
+
+async def test_a_recording_appears_only_when_it_is_complete(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "rec.ser"
+    recording = SerRecording(path, max_buffer_bytes=1 << 20)
+    await recording.open()
+    for frame in frames16(5):
+        assert recording.offer(frame, START)
+    assert not path.exists()
+    assert await recording.finish() == path
+    assert read_ser(path).header.frame_count == 5
+    assert [p.name for p in path.parent.iterdir()] == ["rec.ser"]
+
+
+async def test_a_full_buffer_skips_frames_instead_of_growing(tmp_path: Path) -> None:
+    recording = SerRecording(tmp_path / "r.ser", max_buffer_bytes=250)
+    await recording.open()
+    accepted = [recording.offer(frame, START) for frame in frames16(5)]  # 120 bytes each
+    assert accepted == [True, True, False, False, False]
+    await recording.finish()
+    assert recording.frames_skipped == 3 and read_ser(tmp_path / "r.ser").header.frame_count == 2
+
+
+async def test_a_recording_that_cannot_be_created_says_why(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(UploadError, match=r"not a directory|a file"):
+        await SerRecording(blocker / "r.ser", max_buffer_bytes=1 << 20).open()
