@@ -339,22 +339,35 @@ class SimulatorBackend(CameraBackend):
         if self._reading:
             raise CameraBusy("a read_frame is already waiting for this exposure")
         self._reading = True
+        # The pixels are computed while the sensor integrates (the model knows the scene and
+        # the temperature ahead), and the frame is handed over at its modelled readout time.
+        request, temperature_c = self._render_request(exposure)
+        pixels_job = asyncio.ensure_future(self._in_worker(request))
         try:
             try:
                 await _wait_until_ready(exposure)
             except ExposureAborted:
                 self._check_open()  # a camera that vanished meanwhile says so
                 raise
-            frame = await self._render(exposure)
+            frame = self._frame(exposure, await pixels_job, temperature_c)
             if exposure.aborted.is_set():
                 raise ExposureAborted(f"exposure {exposure.start.sequence} was aborted")
             return frame
         finally:
+            if not pixels_job.done():
+                pixels_job.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pixels_job
             self._reading = False
             if self._exposure is exposure:
                 self._exposure = None
 
     async def _render(self, exposure: _Exposure) -> Frame:
+        request, temperature_c = self._render_request(exposure)
+        return self._frame(exposure, await self._in_worker(request), temperature_c)
+
+    def _render_request(self, exposure: _Exposure) -> tuple[RenderRequest, float]:
+        """What to render for an exposure, and its mean sensor temperature."""
         settings = exposure.settings
         thermal = self._thermal_model()  # records the end temperature if it has passed
         end_temperature_c = exposure.end_temperature_c
@@ -374,7 +387,10 @@ class SimulatorBackend(CameraBackend):
             amp_glow_suppression=settings.amp_glow_suppression,
             scene=exposure.scene,
         )
-        pixels = await self._in_worker(request)
+        return request, temperature_c
+
+    def _frame(self, exposure: _Exposure, pixels: Pixels, temperature_c: float) -> Frame:
+        settings = exposure.settings
         # issue 5: the frame's waveform edges, and the GPS head in GPS-BOX mode
         self._gpio.frame_read(exposure.start, exposure.end_model_s - exposure.start.exposure_s,
                               settings.roi.height, pixels)
