@@ -32,7 +32,7 @@ test: system-deps venv lint
 	$(BIN)/pytest -q $(ARGS)
 
 unit: venv
-	$(BIN)/pytest -q tests/indi tests/server tests/camera tests/backends $(ARGS)
+	$(BIN)/pytest -q tests/indi tests/server tests/camera tests/backends tests/streaming tests/timing $(ARGS)
 
 bench: system-deps venv
 	$(BIN)/python -m bench.run $(ARGS)
