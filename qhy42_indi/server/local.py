@@ -37,10 +37,11 @@ import pybase64
 
 from qhy42_indi.indi.encoder import Chunk, encode_chunks
 from qhy42_indi.indi.messages import BlobElement, Element, IndiMessage, SetVector, VectorKind
-from qhy42_indi.server.access import LOCAL_ADDRESS, AccessControl, AccessPolicy, Verdict
+from qhy42_indi.server.access import LOCAL_ADDRESS, AccessControl
 from qhy42_indi.server.connection import DEFAULT_LIMITS, Connection, Outgoing, QueueLimits
 from qhy42_indi.server.hub import Hub
-from qhy42_indi.server.session import run_session
+from qhy42_indi.server.listener import Listener
+from qhy42_indi.server.streams import ByteStream
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +276,7 @@ class LocalConnection(Connection):
 # ---- the listener -----------------------------------------------------------------------------
 
 
-class LocalListener:
+class LocalListener(Listener):
     """Accepts local clients on an abstract Unix socket, one session each.
 
     Access control (access.py) judges them as the address 127.0.0.1: they are on this host."""
@@ -289,51 +290,20 @@ class LocalListener:
         access: AccessControl | None = None,
     ) -> None:
         self.path = path
-        self._hub = hub
-        self._sock = sock
-        self._limits = limits
-        self._access = access or AccessControl(AccessPolicy.open())
         self._accepted = 0
-        self._sessions: set[asyncio.Task[None]] = set()
-        self._accepting = asyncio.create_task(self._accept_forever(), name=f"accept @{path}")
+        super().__init__(hub, sock, limits, access, f"@{path}")
 
-    async def _accept_forever(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                client, _ = await loop.sock_accept(self._sock)
-            except OSError as error:  # e.g. out of descriptors: keep serving the others
-                log.warning("accept on @%s failed: %s", self.path, error)
-                await asyncio.sleep(0.1)
-                continue
-            self._accepted += 1
-            peer = f"@{self.path}#{self._accepted}{_peer_process(client)}"
-            verdict = self._access.admit(LOCAL_ADDRESS, peer)
-            if verdict not in (Verdict.ALLOWED, Verdict.READ_ONLY):
-                client.close()
-                continue
-            job = self._serve(client, peer, read_only=verdict is Verdict.READ_ONLY)
-            session = asyncio.create_task(job, name=f"session {peer}")
-            self._sessions.add(session)
-            session.add_done_callback(self._sessions.discard)
+    def _identify(self, client: socket.socket, address: object) -> tuple[str, str]:
+        self._accepted += 1
+        return LOCAL_ADDRESS, f"@{self.path}#{self._accepted}{_peer_process(client)}"
 
-    async def _serve(self, client: socket.socket, peer: str, *, read_only: bool) -> None:
-        try:
-            stream = LocalStream(client)
-            connection = LocalConnection(peer, stream, self._limits)
-            connection.read_only = read_only
-            await run_session(self._hub, stream, connection)
-        finally:
-            self._access.release()
-
-    async def close(self) -> None:
-        self._accepting.cancel()
-        self._sock.close()
-        for task in [self._accepting, *self._sessions]:
-            task.cancel()
-        for task in [self._accepting, *self._sessions]:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    def _open(
+        self, client: socket.socket, peer: str, read_only: bool
+    ) -> tuple[ByteStream, Connection]:
+        stream = LocalStream(client)
+        connection = LocalConnection(peer, stream, self._limits)
+        connection.read_only = read_only
+        return stream, connection
 
 
 def _peer_process(client: socket.socket) -> str:
