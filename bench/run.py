@@ -30,12 +30,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import pybase64
 
+from bench import stream_rate
 from bench.client import (
     BLOB_MODES,
     DEFAULT_TIMEOUT_S,
@@ -971,6 +972,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="one run per scenario, fewer frames")
     parser.add_argument("--runs", type=int, help="runs per scenario (default 3, quick 1)")
+    parser.add_argument("--no-stream", action="store_true",
+                        help="skip the live-video rows (bench/stream_rate.py)")
     parser.add_argument("--scenarios", default=",".join(s.key for s in SCENARIOS),
                         help="comma-separated keys (default all: %(default)s)")
     parser.add_argument("--sides", default=",".join(SIDES), help="cpp,ours (default both)")
@@ -1014,6 +1017,7 @@ async def _main(args: argparse.Namespace) -> int:
           "is better). Breakdowns in brackets: indiserver + indi_simulator_ccd.")
     for note in footnotes(scenarios, results):
         print(f"note: {note}")
+    stream_records = await live_stream_rows(sides, opts) if not args.no_stream else []
     args.results_dir.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = args.results_dir / f"{stamp}.json"
@@ -1021,10 +1025,30 @@ async def _main(args: argparse.Namespace) -> int:
                "options": {**vars(opts)}, "sides": {side: {
                    "device": SIDE_SPECS[side].device,
                    "argv": SIDE_SPECS[side].argv(0, Path("<tmp>"), ())} for side in sides},
-               "elapsed_s": elapsed, "scenarios": _jsonable(results, scenarios, opts)}
+               "elapsed_s": elapsed, "scenarios": _jsonable(results, scenarios, opts),
+               "live_stream": [asdict(record) for record in stream_records]}
     path.write_text(json.dumps(payload, indent=1, default=str) + "\n")
     print(f"results: {path} ({elapsed:.0f} s)")
     return 0
+
+
+async def live_stream_rows(sides: Sequence[Side], opts: Options) -> list[stream_rate.Record]:
+    """Issue 6's row: sustained live-video frames/s (2048x2048 16-bit) to one and to four
+    clients, both sides, measured by bench/stream_rate.py."""
+    seconds = 3.0 if opts.quick else 5.0
+    records = []
+    for side in sides:
+        for clients in (1, 4):
+            try:
+                records.append(await stream_rate.run_one(side, stream_rate.MODES["std16"],
+                                                         clients, seconds))
+            except (RuntimeError, OSError, TimeoutError) as error:
+                records.append(stream_rate.Record(side, "std16", clients, seconds, None, None,
+                                                  None, None, None, str(error)))
+    print()
+    print("live video, 2048x2048 16-bit (python -m bench.stream_rate):")
+    stream_rate.print_table(records)
+    return records
 
 
 def main(argv: Sequence[str] | None = None) -> int:
