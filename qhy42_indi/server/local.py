@@ -19,7 +19,6 @@ Linux only (abstract sockets, memfd sealing).
 from __future__ import annotations
 
 import array
-import asyncio
 import contextlib
 import errno
 import fcntl
@@ -41,7 +40,7 @@ from qhy42_indi.server.access import LOCAL_ADDRESS, AccessControl
 from qhy42_indi.server.connection import DEFAULT_LIMITS, Connection, Outgoing, QueueLimits
 from qhy42_indi.server.hub import Hub
 from qhy42_indi.server.listener import Listener
-from qhy42_indi.server.streams import ByteStream
+from qhy42_indi.server.streams import ByteStream, FdReadiness
 
 log = logging.getLogger(__name__)
 
@@ -155,12 +154,10 @@ class LocalStream:
         sock.setblocking(False)
         self._sock = sock
         self._fd = sock.fileno()
-        self._loop = asyncio.get_running_loop()
-        self._closed = False
-        self._waiting: set[asyncio.Future[None]] = set()
+        self._ready = FdReadiness()
 
     async def recv(self, max_bytes: int) -> bytes:
-        while not self._closed:
+        while not self._ready.closed:
             try:
                 # Descriptors a client might send are not asked for, so the kernel closes them.
                 return self._sock.recv(max_bytes)
@@ -177,7 +174,7 @@ class LocalStream:
         for chunk in chunks:
             view = memoryview(chunk).cast("B")
             while view:
-                if self._closed:
+                if self._ready.closed:
                     raise BrokenPipeError("stream closed")
                 try:
                     sent = self._sock.sendmsg([view], ancillary, socket.MSG_NOSIGNAL)
@@ -191,7 +188,7 @@ class LocalStream:
     def unread_bytes(self) -> int:
         """What the client has not read yet of what we sent (kernel accounting, not payload
         bytes); 0 means it has read everything."""
-        if self._closed:
+        if self._ready.closed:
             return 0
         count = array.array("i", [0])
         try:
@@ -201,33 +198,12 @@ class LocalStream:
         return count[0]
 
     async def _wait(self, *, for_write: bool) -> None:
-        ready: asyncio.Future[None] = self._loop.create_future()
-
-        def wake() -> None:
-            if not ready.done():
-                ready.set_result(None)
-
-        if for_write:
-            self._loop.add_writer(self._fd, wake)
-        else:
-            self._loop.add_reader(self._fd, wake)
-        self._waiting.add(ready)
-        try:
-            await ready
-        finally:
-            self._waiting.discard(ready)
-            if not self._closed:
-                (self._loop.remove_writer if for_write else self._loop.remove_reader)(self._fd)
+        await self._ready.wait(self._fd, for_write=for_write)
 
     def close(self) -> None:
-        if self._closed:
+        if self._ready.closed:
             return
-        self._closed = True
-        self._loop.remove_reader(self._fd)
-        self._loop.remove_writer(self._fd)
-        for waiter in self._waiting:
-            if not waiter.done():
-                waiter.set_result(None)
+        self._ready.close()
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()

@@ -51,6 +51,44 @@ class SocketStream:
         self._sock.close()
 
 
+class FdReadiness:
+    """Waiting until a non-blocking descriptor can be read or written, for streams that do
+    their own I/O (pipes, or sendmsg with descriptors). `close()` wakes every waiter, so a
+    pending read returns and a pending write fails instead of hanging."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._waiting: set[asyncio.Future[None]] = set()
+        self._watched: set[int] = set()
+        self.closed = False
+
+    async def wait(self, fd: int, *, for_write: bool) -> None:
+        ready: asyncio.Future[None] = self._loop.create_future()
+
+        def wake() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        (self._loop.add_writer if for_write else self._loop.add_reader)(fd, wake)
+        self._watched.add(fd)
+        self._waiting.add(ready)
+        try:
+            await ready
+        finally:
+            self._waiting.discard(ready)
+            if not self.closed:
+                (self._loop.remove_writer if for_write else self._loop.remove_reader)(fd)
+
+    def close(self) -> None:
+        self.closed = True
+        for fd in self._watched:
+            self._loop.remove_reader(fd)
+            self._loop.remove_writer(fd)
+        for waiter in self._waiting:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
 class PipeStream:
     """A pair of non-blocking file descriptors (driver mode when indiserver uses pipes)."""
 
@@ -59,58 +97,30 @@ class PipeStream:
         os.set_blocking(write_fd, False)
         self._read_fd = read_fd
         self._write_fd = write_fd
-        self._loop = asyncio.get_running_loop()
-        self._closed = False
-        self._waiting: set[asyncio.Future[None]] = set()
+        self._ready = FdReadiness()
 
     async def recv(self, max_bytes: int) -> bytes:
-        while not self._closed:
+        while not self._ready.closed:
             try:
                 return os.read(self._read_fd, max_bytes)
             except BlockingIOError:
-                await self._wait(self._read_fd, for_write=False)
+                await self._ready.wait(self._read_fd, for_write=False)
         return b""
 
     async def send(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         while view:
-            if self._closed:
+            if self._ready.closed:
                 raise BrokenPipeError("stream closed")
             try:
                 view = view[os.write(self._write_fd, view) :]
             except BlockingIOError:
-                await self._wait(self._write_fd, for_write=True)
-
-    async def _wait(self, fd: int, *, for_write: bool) -> None:
-        ready: asyncio.Future[None] = self._loop.create_future()
-
-        def wake() -> None:
-            if not ready.done():
-                ready.set_result(None)
-
-        if for_write:
-            self._loop.add_writer(fd, wake)
-        else:
-            self._loop.add_reader(fd, wake)
-        self._waiting.add(ready)
-        try:
-            await ready
-        finally:
-            self._waiting.discard(ready)
-            if not self._closed:
-                (self._loop.remove_writer if for_write else self._loop.remove_reader)(fd)
+                await self._ready.wait(self._write_fd, for_write=True)
 
     def close(self) -> None:
-        if self._closed:
+        if self._ready.closed:
             return
-        self._closed = True
-        for fd in {self._read_fd, self._write_fd}:
-            self._loop.remove_reader(fd)
-            self._loop.remove_writer(fd)
-        for waiter in self._waiting:
-            if not waiter.done():
-                waiter.set_result(None)
+        self._ready.close()
         for fd in {self._read_fd, self._write_fd}:
             with contextlib.suppress(OSError):
                 os.close(fd)
-
