@@ -10,7 +10,6 @@ loop runs and the listener accepts, and says STOPPING=1 when it stops (notify.py
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from qhy42_indi.server.hub import Hub
 from qhy42_indi.server.local import start_local_server
 from qhy42_indi.server.stdio import run_stdio_session
 from qhy42_indi.server.tcp import start_tcp_server
+from qhy42_indi.tasks import cancel_and_wait
 from qhy42_indi.telemetry.exposure_log import ExposureLog
 from qhy42_indi.telemetry.mqtt import MqttTelemetry
 
@@ -146,9 +146,7 @@ async def serve_tcp(config: Config) -> None:
             log.info("stopping")
             notifier.send("STOPPING=1")
             if watchdog is not None:
-                watchdog.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watchdog
+                await cancel_and_wait(watchdog)
             if local is not None:
                 await local.close()
             if listener is not None:
@@ -166,10 +164,7 @@ async def serve_stdio(config: Config) -> None:
         session = asyncio.create_task(run_stdio_session(hub))
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({session, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (session, stopped):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(session, stopped)
         await close_devices(hub)
         await beside.stop()
 

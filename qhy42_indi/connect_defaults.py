@@ -11,7 +11,6 @@ CONNECT (the device takes commands one at a time, in order of arrival).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
@@ -27,6 +26,7 @@ from qhy42_indi.indi.messages import (
 )
 from qhy42_indi.property_values import PresetCommand
 from qhy42_indi.server.hub import Hub
+from qhy42_indi.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +48,7 @@ class ConnectDefaults:
             self._unobserve()
             self._unobserve = None
         for task in list(self._tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     def _observe(self, message: IndiMessage) -> None:
         if not isinstance(message, SetVector) or message.name != "CONNECTION":

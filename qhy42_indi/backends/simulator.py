@@ -82,6 +82,7 @@ from qhy42_indi.backends.sim_timing import (
     SimClock,
 )
 from qhy42_indi.backends.thermal import ThermalEnvironment, ThermalModel
+from qhy42_indi.tasks import cancel_and_wait
 
 COOLER_TARGET_RANGE = ValueRange(-45.0, 20.0, 0.1)  # MIT GUI clamp for the QHY42PRO (ref 1.9)
 # EZCAP waits this long between SetQHYCCDBurstIDLE and the release (ref 1.10); camera time.
@@ -355,9 +356,7 @@ class SimulatorBackend(CameraBackend):
             return frame
         finally:
             if not pixels_job.done():
-                pixels_job.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pixels_job
+                await cancel_and_wait(pixels_job)
             self._reading = False
             if self._exposure is exposure:
                 self._exposure = None

@@ -42,6 +42,7 @@ from qhy42_indi.camera.fits import Card
 from qhy42_indi.camera.live import LiveSession
 from qhy42_indi.indi.messages import NewVector, PropertyState, SwitchState
 from qhy42_indi.indi.properties import PropertyVector, Value
+from qhy42_indi.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -343,11 +344,7 @@ class Burst:
         if self._deliverer is not None and not self._deliverer.done():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._queue.join(), BURST_GRACE_S)
-        for task in (self._deliverer, self._watchdog):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await cancel_and_wait(self._deliverer, self._watchdog)
         self._deliverer = self._watchdog = None
         self._enabled = False
         self._run = None

@@ -11,7 +11,6 @@ published when they change, so an idle connection costs next to nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from qhy42_indi.backends.base import (
 from qhy42_indi.camera.device_base import Handler, PropertyDevice
 from qhy42_indi.indi.messages import NewVector, PropertyState, SwitchState
 from qhy42_indi.indi.properties import PropertyVector, Value
+from qhy42_indi.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +148,7 @@ class Cooling:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         self._plan = None
         self._published.clear()
 

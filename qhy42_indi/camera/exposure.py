@@ -34,6 +34,7 @@ from qhy42_indi.backends.base import (
     ExposureStart,
     Frame,
 )
+from qhy42_indi.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +94,7 @@ class ExposureController:
         task, self._task = self._task, None
         if task is None or task.done():
             return False
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
         with contextlib.suppress(BackendError):
             await self._backend.abort_exposure()
         return True
@@ -147,9 +146,7 @@ class ExposureController:
         try:
             return await self._backend.read_frame()
         finally:
-            countdown.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await countdown
+            await cancel_and_wait(countdown)
 
     async def _countdown(self, exposure_s: float) -> None:
         began = time.monotonic()

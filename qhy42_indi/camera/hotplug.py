@@ -31,6 +31,7 @@ from qhy42_indi.backends.simulator import SimulatorBackend
 from qhy42_indi.camera import config_file
 from qhy42_indi.indi.messages import NewVector, PropertyState, SwitchState
 from qhy42_indi.indi.properties import PropertyVector, Value
+from qhy42_indi.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from qhy42_indi.camera.device import Qhy42Device
@@ -66,9 +67,7 @@ class HotplugWatcher:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         self.gone = False
 
     def camera_gone(self, error: CameraGone) -> None:

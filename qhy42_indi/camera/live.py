@@ -20,6 +20,7 @@ from collections import deque
 from typing import Protocol
 
 from qhy42_indi.backends.base import BackendError, CameraBackend, LiveFrame, LiveStart, NotLive
+from qhy42_indi.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +103,7 @@ class LiveSession:
         self.start_info = None
         reader, self._reader = self._reader, None
         if reader is not None and reader is not asyncio.current_task():
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            await cancel_and_wait(reader)
         with contextlib.suppress(BackendError):
             await self._backend.stop_live()
         for listener in list(self.listeners):

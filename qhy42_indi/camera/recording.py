@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 
 from qhy42_indi.camera.ser import SerWriter
 from qhy42_indi.camera.upload import HOME_TOKEN, UploadError, describe_os_error
+from qhy42_indi.tasks import cancel_and_wait
 
 SER_EXTENSION = ".ser"
 _TEMP_SUFFIX = ".part"
@@ -116,9 +117,7 @@ class SerRecording:
     async def abort(self) -> None:
         """Stop and remove the temporary file."""
         if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
         file, self._file = self._file, None
         await asyncio.to_thread(self._discard, file)
 

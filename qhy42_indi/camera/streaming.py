@@ -46,6 +46,7 @@ from qhy42_indi.camera.stream_frames import StreamWindow, crop, encode_stream_fr
 from qhy42_indi.camera.upload import UploadError
 from qhy42_indi.indi.messages import NewVector, PropertyState, SwitchState
 from qhy42_indi.indi.properties import PropertyVector, Value
+from qhy42_indi.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -437,9 +438,7 @@ class Streaming:
         await self._session.stop()
         encoder, self._encoder = self._encoder, None
         if encoder is not None:
-            encoder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await encoder
+            await cancel_and_wait(encoder)
         props = self._device.props
         props["CCD_VIDEO_STREAM"].set_values({"STREAM_ON": SwitchState.OFF,
                                               "STREAM_OFF": SwitchState.ON})

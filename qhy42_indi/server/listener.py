@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import logging
 import socket
 from collections.abc import Coroutine
@@ -24,6 +23,7 @@ from qhy42_indi.server.connection import Connection, QueueLimits
 from qhy42_indi.server.hub import Hub
 from qhy42_indi.server.session import run_session
 from qhy42_indi.server.streams import ByteStream
+from qhy42_indi.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +97,8 @@ class Listener(abc.ABC):
             self._access.release()
 
     async def close(self) -> None:
-        self._accepting.cancel()
         self._sock.close()
-        for task in [self._accepting, *self._sessions]:
-            task.cancel()
-        for task in [self._accepting, *self._sessions]:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._accepting, *self._sessions)
 
 
 async def _refuse(client: socket.socket, text: str) -> None:

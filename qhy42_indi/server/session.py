@@ -8,7 +8,6 @@ closes it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from qhy42_indi.indi.messages import ParseProblem
@@ -16,6 +15,7 @@ from qhy42_indi.indi.parser import IndiParser
 from qhy42_indi.server.connection import Connection
 from qhy42_indi.server.hub import Hub
 from qhy42_indi.server.streams import ByteStream
+from qhy42_indi.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,5 @@ async def run_session(hub: Hub, stream: ByteStream, connection: Connection) -> N
         log.info("client %s: read failed: %s", connection.peer, error)
     finally:
         hub.detach(connection)
-        writer_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await writer_task
+        await cancel_and_wait(writer_task)
         log.info("client %s disconnected", connection.peer)

@@ -25,6 +25,7 @@ import aiomqtt
 from qhy42_indi.config import MqttConfig
 from qhy42_indi.indi.messages import IndiMessage
 from qhy42_indi.server.hub import Hub
+from qhy42_indi.tasks import cancel_and_wait
 from qhy42_indi.telemetry.commands import MqttCommands
 from qhy42_indi.telemetry.homeassistant import discovery_messages
 from qhy42_indi.telemetry.outbox import Outbox
@@ -85,9 +86,7 @@ class MqttTelemetry:
             async with asyncio.timeout(STOP_FLUSH_S + 2.0 if self.connected else 0.1):
                 await asyncio.shield(task)
         if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     # ---- the connection loop ---------------------------------------------------------------
 
