@@ -1,7 +1,10 @@
 """SER video files (Grischa Hahn's format, version 3): write them frame by frame, read them back.
 
-What it is for: the stream recorder (recording.py) writes live frames with `SerWriter`; tests
-and tools read a file with `read_ser`. Blocking and pure: run it in a worker thread.
+What it is for: the stream recorder (recording.py) writes live frames with `SerWriter`, which
+can bring the header's frame count up to date in place while it writes and, when a write
+fails, end the file after the last whole frame; `repair_ser` makes a file cut off by a crash
+readable again; tests and tools read a file with `read_ser` (or only its header with
+`read_ser_header`). Blocking and pure: run it in a worker thread.
 
 The layout written:
 
@@ -12,7 +15,8 @@ The layout written:
   recording's start, each a 64-bit count of 100 ns ticks since 0001-01-01 00:00 (the .NET
   epoch the format uses);
 * the frames, raw pixels, top row first, each ImageWidth x ImageHeight x (1 or 2) bytes;
-* a trailer of one 64-bit UTC tick count per frame: when that frame's exposure began.
+* a trailer of one 64-bit UTC tick count per frame: when that frame's exposure began. It is
+  optional in the format: a file ended by a write error that left no room for it has none.
 
 16-bit pixels are written little-endian with LittleEndian = 0. The first SER programs read
 that flag the wrong way round and the readers since (Siril, libindi's own SER recorder)
@@ -23,8 +27,9 @@ Not here: file names, temporary files, queues (recording.py).
 
 from __future__ import annotations
 
+import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -108,9 +113,12 @@ def _untext(value: bytes) -> str:
 
 
 class SerWriter:
-    """Writes one SER file to an open binary file: the header now (frame count 0), frames as
-    they come, and at finish() the trailer and the final header. Every frame must have the
-    shape and dtype of the first (uint8 for depth 8, uint16 for depth 16)."""
+    """Writes one SER file to an open, seekable binary file: the header now (frame count 0),
+    frames as they come, and at finish() the trailer and the final header. Every frame must
+    have the shape and dtype of the first (uint8 for depth 8, uint16 for depth 16).
+
+    A write that raises OSError leaves the frame uncounted; the frames before it stay good and
+    finish() still ends the file after them."""
 
     def __init__(
         self, file: BinaryIO, width: int, height: int, pixel_depth: int, *, started: datetime,
@@ -124,17 +132,24 @@ class SerWriter:
         self._dtype = np.dtype(np.uint8) if pixel_depth == 8 else np.dtype("<u2")
         self._shape = (height, width)
         self._timestamps: list[int] = []
+        # True while the file position may not be frames_end (a write failed half-way).
+        self._torn = False
         self.header = SerHeader(
             width=width, height=height, pixel_depth=pixel_depth, frame_count=0,
             observer=observer, instrument=instrument, telescope=telescope,
             date_time_ticks=ser_ticks(started.astimezone().replace(tzinfo=None)),
             date_time_utc_ticks=ser_ticks(started),
         )
-        file.write(self.header.pack())
+        _write_fully(file, self.header.pack())
 
     @property
     def frame_count(self) -> int:
         return len(self._timestamps)
+
+    @property
+    def frames_end(self) -> int:
+        """Where the last whole frame ends in the file."""
+        return HEADER_BYTES + self.frame_count * self.header.frame_bytes
 
     def write_frame(self, pixels: NDArray[Any], started: datetime) -> None:
         """Append one frame; `started` (aware) is when its exposure began."""
@@ -144,28 +159,85 @@ class SerWriter:
                 f"{self._shape} {self._dtype}"
             )
         data = np.ascontiguousarray(pixels, dtype=self._dtype)
-        self._file.write(data.data)
+        if self._torn:  # write over whatever part of a frame a failed write left
+            self._file.seek(self.frames_end)
+        self._torn = True
+        _write_fully(self._file, data.data)
+        self._torn = False
         self._timestamps.append(ser_ticks(started))
 
-    def finish(self) -> SerHeader:
-        """Write the trailer and the header with the final frame count; return that header."""
-        self._file.write(np.asarray(self._timestamps, dtype="<u8").tobytes())
-        self.header = SerHeader(**{**_fields(self.header), "frame_count": self.frame_count})
+    def write_header(self) -> SerHeader:
+        """Rewrite the header in place with the count of the frames written so far, so that a
+        file cut off later (a crash) opens with those. Leaves the position after them."""
+        self.header = replace(self.header, frame_count=self.frame_count)
+        self._torn = True
         self._file.seek(0)
-        self._file.write(self.header.pack())
-        self._file.seek(0, 2)
+        _write_fully(self._file, self.header.pack())
+        self._file.seek(self.frames_end)
+        self._torn = False
         return self.header
 
+    def finish(self, *, trailer: bool = True) -> SerHeader:
+        """End the file after the last whole frame (cutting off part of a frame a failed write
+        left), write the trailer (unless trailer=False: when it does not fit) and the header
+        with the final frame count; return that header."""
+        self._file.truncate(self.frames_end)
+        self._file.seek(self.frames_end)
+        if trailer:
+            self._torn = True
+            _write_fully(self._file, np.asarray(self._timestamps, dtype="<u8").tobytes())
+        header = self.write_header()
+        self._file.seek(0, os.SEEK_END)
+        return header
 
-def _fields(header: SerHeader) -> dict[str, Any]:
-    return {name: getattr(header, name) for name in SerHeader.__slots__}
+
+def _write_fully(file: BinaryIO, data: bytes | memoryview) -> None:
+    # An unbuffered file may take less than asked (a disk filling up): write the rest, and
+    # let the next write raise the reason.
+    view = memoryview(data).cast("B")
+    while view:
+        written = file.write(view)
+        if not written:
+            raise OSError(f"the file took no data ({written!r} bytes written)")
+        view = view[written:]
+
+
+def repair_ser(file: BinaryIO) -> tuple[SerHeader, bool]:
+    """Make a SER file cut off while it was written (a crash, a power cut) readable: count the
+    whole frames from the file's size, cut off what follows them (part of a frame, part of a
+    trailer) and write that count into the header. A complete file (the header's count of
+    frames followed by their whole trailer) is left as it is. Returns the header and whether
+    the trailer is there. ValueError if the file is not a SER file of known layout."""
+    size = file.seek(0, os.SEEK_END)
+    file.seek(0)
+    data = file.read(HEADER_BYTES)
+    if len(data) < HEADER_BYTES:
+        raise ValueError(f"{size} bytes: shorter than a SER header")
+    header = SerHeader.unpack(data)
+    if header.width < 0 or header.height < 0 or not 1 <= header.pixel_depth <= 16:
+        raise ValueError(f"not a SER layout this reads: {header.width}x{header.height}, "
+                         f"depth {header.pixel_depth}")
+    if size == _complete_size(header):
+        return header, True
+    whole = (size - HEADER_BYTES) // header.frame_bytes if header.frame_bytes else 0
+    header = replace(header, frame_count=whole)
+    file.truncate(HEADER_BYTES + whole * header.frame_bytes)
+    file.seek(0)
+    _write_fully(file, header.pack())
+    return header, False
+
+
+def _complete_size(header: SerHeader) -> int:
+    return HEADER_BYTES + header.frame_count * (header.frame_bytes + 8)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class SerFile:
     header: SerHeader
     frames: NDArray[Any]  # (count, height, width), uint8 or uint16 in native order
-    timestamps: tuple[int, ...]  # UTC ticks per frame (empty if the file has no trailer)
+    # UTC ticks per frame; empty if the file has no trailer, or if what follows the counted
+    # frames is not exactly one (a file cut off by a crash before repair_ser)
+    timestamps: tuple[int, ...]
 
     def timestamp(self, index: int) -> datetime:
         """Frame `index`'s UTC start time."""
@@ -173,9 +245,17 @@ class SerFile:
         return _EPOCH.replace(tzinfo=UTC) + timedelta(microseconds=microseconds)
 
 
+def read_ser_header(path: Path) -> SerHeader:
+    """Only the header of a SER file (the frame count a reader would see)."""
+    with path.open("rb") as file:
+        return SerHeader.unpack(file.read(HEADER_BYTES))
+
+
 def read_ser(path: Path) -> SerFile:
     """A whole SER file in memory (for checks and small files)."""
     data = path.read_bytes()
+    if len(data) < HEADER_BYTES:
+        raise ValueError(f"{path}: {len(data)} bytes, shorter than a SER header")
     header = SerHeader.unpack(data)
     frames_end = HEADER_BYTES + header.frame_count * header.frame_bytes
     if len(data) < frames_end:
@@ -189,6 +269,8 @@ def read_ser(path: Path) -> SerFile:
     frames = frames.reshape(header.frame_count, header.height, header.width)
     if header.bytes_per_pixel == 2:
         frames = frames.astype(np.uint16)  # native byte order
-    trailer = np.frombuffer(data, dtype="<u8", offset=frames_end,
-                            count=min(header.frame_count, (len(data) - frames_end) // 8))
-    return SerFile(header, frames, tuple(int(t) for t in trailer))
+    timestamps: tuple[int, ...] = ()
+    if len(data) == _complete_size(header):
+        trailer = np.frombuffer(data, dtype="<u8", offset=frames_end, count=header.frame_count)
+        timestamps = tuple(int(t) for t in trailer)
+    return SerFile(header, frames, timestamps)

@@ -1,18 +1,28 @@
 """SER files as written by ser.py and recording.py: the 178-byte header, frames, trailer,
-timestamps, the endianness convention, atomic files and libindi's name patterns."""
+timestamps, the endianness convention, repairing a cut-off file, atomic files and libindi's
+name patterns. (Real write faults and crashes: test_recording_faults.py.)"""
 
 from __future__ import annotations
 
 import io
 import struct
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from qhy42_indi.camera.recording import SerRecording, expand_record_path
-from qhy42_indi.camera.ser import HEADER_BYTES, SerHeader, SerWriter, read_ser, ser_ticks
+from qhy42_indi.camera.recording import RecordingResult, SerRecording, expand_record_path
+from qhy42_indi.camera.ser import (
+    HEADER_BYTES,
+    SerHeader,
+    SerWriter,
+    read_ser,
+    read_ser_header,
+    repair_ser,
+    ser_ticks,
+)
 from qhy42_indi.camera.upload import UploadError
 
 START = datetime(2026, 3, 1, 21, 30, 15, 123456, tzinfo=UTC)
@@ -73,6 +83,68 @@ def test_a_frame_of_another_shape_is_refused() -> None:
         writer.write_frame(np.zeros((6, 11), np.uint8), START)
 
 
+def written(count: int, *, trailer: bool = True) -> bytes:
+    out = io.BytesIO()
+    writer = SerWriter(out, 10, 6, 16, started=START)
+    for index, frame in enumerate(frames16(count)):
+        writer.write_frame(frame, START + timedelta(seconds=index))
+    writer.finish(trailer=trailer)
+    return out.getvalue()
+
+
+def test_the_header_count_is_brought_up_to_date_in_place() -> None:
+    out = io.BytesIO()
+    writer = SerWriter(out, 10, 6, 16, started=START)
+    frames = frames16(3)
+    writer.write_frame(frames[0], START)
+    writer.write_frame(frames[1], START)
+    assert SerHeader.unpack(out.getvalue()).frame_count == 0
+    writer.write_header()
+    assert SerHeader.unpack(out.getvalue()).frame_count == 2
+    writer.write_frame(frames[2], START)  # appended after the others, not over the header
+    writer.finish()
+    data = out.getvalue()
+    assert len(data) == HEADER_BYTES + 3 * 120 + 3 * 8
+    assert SerHeader.unpack(data).frame_count == 3
+    pixels = np.frombuffer(data, "<u2", 3 * 60, HEADER_BYTES).reshape(3, 6, 10)
+    assert np.array_equal(pixels, np.stack(frames))
+
+
+def test_a_file_without_trailer_reads_with_its_frames_and_no_timestamps(tmp_path: Path) -> None:
+    path = tmp_path / "a.ser"
+    path.write_bytes(written(3, trailer=False))
+    ser = read_ser(path)
+    assert ser.header.frame_count == 3 and ser.timestamps == ()
+    assert np.array_equal(ser.frames, np.stack(frames16(3)))
+
+
+def test_repair_counts_whole_frames_and_cuts_off_a_partial_one(tmp_path: Path) -> None:
+    path = tmp_path / "cut.ser"
+    data = written(4)
+    # as a crash leaves it: the header counting 1, 3 frames and half of the fourth
+    header = replace(SerHeader.unpack(data), frame_count=1)
+    path.write_bytes(header.pack() + data[HEADER_BYTES:HEADER_BYTES + 3 * 120 + 60])
+    assert read_ser_header(path).frame_count == 1
+    assert read_ser(path).timestamps == ()  # what follows is no trailer
+    with path.open("r+b") as file:
+        header, complete = repair_ser(file)
+    assert (header.frame_count, complete) == (3, False)
+    assert path.stat().st_size == HEADER_BYTES + 3 * 120
+    assert np.array_equal(read_ser(path).frames, np.stack(frames16(4)[:3]))
+
+
+def test_repair_leaves_a_complete_file_as_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "whole.ser"
+    path.write_bytes(written(4))
+    with path.open("r+b") as file:
+        header, complete = repair_ser(file)
+    assert (header.frame_count, complete) == (4, True)
+    assert path.read_bytes() == written(4)
+    path.write_bytes(b"GIF89a" + bytes(200))
+    with path.open("r+b") as file, pytest.raises(ValueError, match="not a SER file"):
+        repair_ser(file)
+
+
 def test_record_names_expand_libindi_patterns(tmp_path: Path) -> None:
     now = datetime(2026, 3, 1, 21, 30, 15, tzinfo=UTC)
     path = expand_record_path(f"{tmp_path}/indi__D_", "jupiter__T_", now)
@@ -89,7 +161,7 @@ async def test_a_recording_appears_only_when_it_is_complete(tmp_path: Path) -> N
     for frame in frames16(5):
         assert recording.offer(frame, START)
     assert not path.exists()
-    assert await recording.finish() == path
+    assert await recording.finish() == RecordingResult(path, 5, 0, None)
     assert read_ser(path).header.frame_count == 5
     assert [p.name for p in path.parent.iterdir()] == ["rec.ser"]
 
@@ -99,8 +171,15 @@ async def test_a_full_buffer_skips_frames_instead_of_growing(tmp_path: Path) -> 
     await recording.open()
     accepted = [recording.offer(frame, START) for frame in frames16(5)]  # 120 bytes each
     assert accepted == [True, True, False, False, False]
-    await recording.finish()
+    assert await recording.finish() == RecordingResult(tmp_path / "r.ser", 2, 3, None)
     assert recording.frames_skipped == 3 and read_ser(tmp_path / "r.ser").header.frame_count == 2
+
+
+async def test_a_recording_without_frames_is_an_empty_ser_file(tmp_path: Path) -> None:
+    recording = SerRecording(tmp_path / "e.ser", max_buffer_bytes=1 << 20)
+    await recording.open()
+    assert await recording.finish() == RecordingResult(tmp_path / "e.ser", 0, 0, None)
+    assert read_ser(tmp_path / "e.ser").header.frame_count == 0
 
 
 async def test_a_recording_that_cannot_be_created_says_why(tmp_path: Path) -> None:
