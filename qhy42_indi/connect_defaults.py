@@ -1,7 +1,11 @@
 """The configuration's property values ([upload], [camera.defaults]) applied on CONNECT.
 
-When a camera connects, each configured value is sent to it as the newXXXVector a client
-would send, in the order written, through the device's own checks and handlers. The device's
+When a camera connects for the first time in the daemon's life, each configured value is
+sent to it as the newXXXVector a client would send, in the order written, through the
+device's own checks and handlers. Only then: a camera that vanished and came back gets the
+settings it had (the device restores them), and one a client disconnected and connected
+again keeps what the clients have set since, so a client's GAIN 33 never turns back into the
+file's 10. The device's
 saved configuration (CONFIG_SAVE, ~/.indi/<device>_config.xml) wins for the properties it
 holds: what a user saved from Ekos is not undone at the next connect; CONFIG_PURGE returns a
 property to the daemon's default. They go in ahead of any command a client sends after its
@@ -35,7 +39,7 @@ class ConnectDefaults:
     def __init__(self, hub: Hub, commands: list[PresetCommand]) -> None:
         self._hub = hub
         self._commands = commands
-        self._connected: set[str] = set()
+        self._applied: set[str] = set()  # devices the defaults went to
         self._tasks: set[asyncio.Task[None]] = set()
         self._unobserve: Callable[[], None] | None = None
 
@@ -57,10 +61,8 @@ class ConnectDefaults:
             isinstance(e, SwitchElement) and e.name == "CONNECT" and e.value is SwitchState.ON
             for e in message.elements
         )
-        if not connected:
-            self._connected.discard(message.device)
-        elif message.device not in self._connected:
-            self._connected.add(message.device)
+        if connected and message.device not in self._applied:
+            self._applied.add(message.device)
             task = asyncio.create_task(self._apply(message.device), name="connect defaults")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

@@ -140,7 +140,7 @@ class SensorInfo:
     is_color: bool
 
 
-# ---- triggers, GPIO and exposure timing: types (issue 5) ------------------------------------
+# ---- triggers, GPIO and exposure timing: types ------------------------------------
 # The QHY42PRO datasheet's "Advanced Shutter Measurement": REG39 selects the GPIO port mode
 # (bits 3:0) and what the SMA Trig Out emits (bits 7:6); REG142 enables the TrigOut pulse. Both
 # need FPGA_V20191118 and MAX10_V20191120 or newer. A hardware edge on the SMA Trig In, or a
@@ -290,7 +290,7 @@ class ExposureStart:
     line_period_us: float
     line_count: int
     readout_s: float  # expected time from exposure end to frame delivered
-    trigger: TriggerSource = TriggerSource.SOFTWARE  # issue 5: what started it
+    trigger: TriggerSource = TriggerSource.SOFTWARE  # what started it
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,7 +324,7 @@ class Frame:
     sensor_temperature_c: float  # mean over the exposure
     line_period_us: float
     channels: tuple[ChannelSpan, ...]
-    trigger: TriggerSource = TriggerSource.SOFTWARE  # issue 5: what started it
+    trigger: TriggerSource = TriggerSource.SOFTWARE  # what started it
 
     @property
     def width(self) -> int:
@@ -450,7 +450,7 @@ QHY42PRO_REGISTERS: Mapping[int, Register] = MappingProxyType(
 )
 
 
-# ---- live video and burst: results and state (issue 6) ------------------------------------
+# ---- live video and burst: results and state ------------------------------------
 # Live (continuous) mode and its burst sub-mode, reference qhy-sdk-and-drivers.md 1.8 and 1.10.
 # The camera numbers every frame it reads out; the number sits in the frame head, the first
 # FRAME_HEAD_BYTES bytes of the image buffer, big-endian (EZCAP reads it there).
@@ -529,16 +529,12 @@ def check_burst_range(start: int, end: int) -> None:
 # ---- the interface -------------------------------------------------------------------------
 
 
-class CameraBackend(abc.ABC):
-    """One QHY42PRO camera. All methods are coroutines and never block the event loop.
+class Lifecycle(abc.ABC):
+    """Opening and closing the camera, and what it is. Every backend has it.
 
     Use as `async with backend:` (open on enter, close on exit) or call open()/close().
-    Every method but open() raises NotOpen before open() and after close(), and CameraGone once
-    the camera has disappeared. Setters raise InvalidSetting for values outside SensorInfo's
-    limits. Changing the read mode, binning, ROI or bit depth while an exposure is pending
-    (started and neither read nor aborted) raises CameraBusy; gain, offset, speed, USB traffic
-    and amp glow apply from the next exposure.
-    """
+    Every method of every capability but open() raises NotOpen before open() and after
+    close(), and CameraGone once the camera has disappeared."""
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -551,8 +547,6 @@ class CameraBackend(abc.ABC):
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
-
-    # lifecycle
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -578,7 +572,13 @@ class CameraBackend(abc.ABC):
     @abc.abstractmethod
     async def settings(self) -> CaptureSettings: ...
 
-    # capture settings: each returns the settings now in force
+
+class CaptureControl(abc.ABC):
+    """The capture settings. Setters raise InvalidSetting for values outside SensorInfo's
+    limits. Changing the read mode, binning, ROI or bit depth while an exposure is pending
+    (started and neither read nor aborted) raises CameraBusy; gain, offset, speed, USB
+    traffic and amp glow apply from the next exposure. Each returns the settings in force."""
+
 
     @abc.abstractmethod
     async def set_read_mode(self, index: int) -> CaptureSettings:
@@ -613,7 +613,10 @@ class CameraBackend(abc.ABC):
     @abc.abstractmethod
     async def set_amp_glow_suppression(self, enabled: bool) -> CaptureSettings: ...
 
-    # single exposure
+
+class ExposureControl(abc.ABC):
+    """Single exposures."""
+
 
     @abc.abstractmethod
     async def start_exposure(self, exposure_s: float) -> ExposureStart:
@@ -637,7 +640,10 @@ class CameraBackend(abc.ABC):
         waiting), CameraBusy if another read_frame is already waiting.
         """
 
-    # cooling
+
+class CoolerControl(abc.ABC):
+    """The TEC and the anti-dew heater."""
+
 
     @abc.abstractmethod
     async def set_cooler_target(self, temperature_c: float) -> None:
@@ -657,7 +663,10 @@ class CameraBackend(abc.ABC):
     async def set_heater(self, level: HeaterLevel) -> None:
         """Anti-dew heater level; InvalidSetting if the camera has no heater."""
 
-    # registers
+
+class RegisterAccess(abc.ABC):
+    """Raw FPGA registers."""
+
 
     @abc.abstractmethod
     async def read_register(self, address: int) -> int:
@@ -668,13 +677,19 @@ class CameraBackend(abc.ABC):
         """Write an 8-bit FPGA register. Raw access: the backend does not interpret it (the
         camera's FPGA does: REG39/REG142 change the GPIO ports, see the section below)."""
 
-    # ---- triggers, GPIO and exposure timing (issue 5) ----------------------------------
-    # GPIO setters change REG39/REG142 (read-modify-write) and raise FirmwareTooOld when
-    # gpio_firmware_problem(SensorInfo.fpga_versions) says so. An exposure in HARDWARE trigger
-    # mode, or in GPIO mode SYNC_SLAVE, is armed (arm_exposure) and started by its trigger
-    # (wait_for_trigger returns the start); start_exposure then raises InvalidSetting.
-    # read_frame and abort_exposure work on an armed exposure as on a started one. Host-clock
-    # start times (ExposureStart.start_utc) are taken when the camera reports the start.
+
+class GpioControl(abc.ABC):
+    """Triggers, the GPIO ports and exposure timing (the GPS-BOX head that timestamps frames
+    is part of each frame, decoded in gps_header.py).
+
+    GPIO setters change REG39/REG142 (read-modify-write) and raise FirmwareTooOld when
+    gpio_firmware_problem(SensorInfo.fpga_versions) says so. An exposure in HARDWARE trigger
+    mode, or in GPIO mode SYNC_SLAVE, is armed (arm_exposure) and started by its trigger
+    (wait_for_trigger returns the start); start_exposure then raises InvalidSetting.
+    read_frame and abort_exposure work on an armed exposure as on a started one. Host-clock
+    start times (ExposureStart.start_utc) are taken when the camera reports the start.
+    """
+
 
     @abc.abstractmethod
     async def gpio_config(self) -> GpioConfig:
@@ -712,14 +727,19 @@ class CameraBackend(abc.ABC):
         no limit), and the exposure is disarmed; ExposureAborted if it was aborted;
         NoExposure if none is armed."""
 
-    # ---- live video and burst (issue 6) ------------------------------------------------
-    # One method per libqhyccd call (reference qhy-sdk-and-drivers.md 1.8, 1.10), named in
-    # each docstring. While live mode runs, start_exposure and the geometry setters (read
-    # mode, binning, ROI, bit depth) raise CameraBusy; gain, offset, speed, USB traffic and
-    # amp glow apply from the next frame. The calls that act on the running sensor
-    # (set_live_exposure, enable_burst, burst_idle, burst_release, capture_burst,
-    # reset_frame_counter) raise NotLive outside live mode; the burst range, patch number,
-    # anti-RBI and OSD may be set any time and apply in live mode.
+
+class LiveControl(abc.ABC):
+    """Live (continuous) video.
+
+    One method per libqhyccd call (reference qhy-sdk-and-drivers.md 1.8, 1.10), named in
+    each docstring. While live mode runs, start_exposure and the geometry setters (read
+    mode, binning, ROI, bit depth) raise CameraBusy; gain, offset, speed, USB traffic and
+    amp glow apply from the next frame. The calls that act on the running sensor
+    (set_live_exposure, enable_burst, burst_idle, burst_release, capture_burst,
+    reset_frame_counter) raise NotLive outside live mode; the burst range, patch number,
+    anti-RBI and OSD may be set any time and apply in live mode.
+    """
+
 
     @abc.abstractmethod
     async def begin_live(self, exposure_s: float) -> LiveStart:
@@ -746,6 +766,10 @@ class CameraBackend(abc.ABC):
 
     @abc.abstractmethod
     async def live_state(self) -> LiveState: ...
+
+
+class BurstControl(abc.ABC):
+    """Burst mode inside live mode, and the live-mode options (see LiveControl)."""
 
     @abc.abstractmethod
     async def enable_burst(self, enabled: bool) -> None:
@@ -792,6 +816,49 @@ class CameraBackend(abc.ABC):
     async def set_image_osd(self, enabled: bool) -> None:
         """Burn the frame number into the top rows of each live frame (on-screen display).
         May be set any time. SDK: EnableQHYCCDImageOSD."""
+
+
+class SimulatorControls(abc.ABC):
+    """What only a simulated camera can do: choose its scene, pull its USB cable, fire its
+    Trig In, show its signal log, pretend other firmware. A backend that has it says so by
+    being one; the camera layer asks with isinstance and never names the simulator."""
+
+    @abc.abstractmethod
+    def choose_scene(self, kind: str, flat_level_e_per_s: float) -> None:
+        """What the camera looks at from the next exposure: "dark", "flat" (flat_level_e_per_s
+        electrons a second per pixel) or "stars"."""
+
+    @abc.abstractmethod
+    def simulate_unplug(self) -> None: ...
+
+    @abc.abstractmethod
+    def simulate_replug(self) -> None: ...
+
+    @abc.abstractmethod
+    def fire_trigger_in(self) -> bool:
+        """An edge on the Trig In; True if it started an armed exposure."""
+
+    @abc.abstractmethod
+    def event_log(self) -> str:
+        """The simulated GPIO block's signal log, one event per line."""
+
+    @abc.abstractmethod
+    def clear_events(self) -> None: ...
+
+    @property
+    @abc.abstractmethod
+    def fpga_versions(self) -> tuple[str, ...]: ...
+
+    @abc.abstractmethod
+    def set_fpga_versions(self, versions: tuple[str, ...]) -> None:
+        """The FPGA builds the camera reports from its next open()."""
+
+
+class CameraBackend(Lifecycle, CaptureControl, ExposureControl, CoolerControl, RegisterAccess,
+                    GpioControl, LiveControl, BurstControl):
+    """One QHY42PRO camera with every capability a real one has. All methods are coroutines
+    and never block the event loop. The camera layer takes each part's capability on its
+    own (a part that cools needs a CoolerControl), so a backend could offer fewer."""
 
 
 def check_register_access(address: int, value: int = 0) -> None:

@@ -57,6 +57,7 @@ from qhy42_indi.backends.base import (
     ReadMode,
     Roi,
     SensorInfo,
+    SimulatorControls,
     SmaOutput,
     TriggerMode,
     TriggerSource,
@@ -73,7 +74,7 @@ from qhy42_indi.backends.base import (
 )
 from qhy42_indi.backends.live import LiveTimeline, SimulatedLive, burn_osd, stamp_frame_head
 from qhy42_indi.backends.renderer import FrameRenderer, Pixels, RenderRequest
-from qhy42_indi.backends.scenes import Scene, StarFieldScene
+from qhy42_indi.backends.scenes import DarkScene, FlatScene, Scene, StarFieldScene
 from qhy42_indi.backends.sim_timing import (
     DEFAULT_GPS_LOCK_AFTER_S,
     CameraSync,
@@ -135,7 +136,7 @@ class _Armed:
     aborted: bool = False
 
 
-class SimulatorBackend(CameraBackend):
+class SimulatorBackend(CameraBackend, SimulatorControls):
     """A QHY42PRO made of numbers. See the module docstring."""
 
     def __init__(self, options: SimulatorOptions | None = None) -> None:
@@ -176,6 +177,14 @@ class SimulatorBackend(CameraBackend):
     def set_scene(self, scene: Scene) -> None:
         """What the camera looks at from the next exposure on."""
         self._scene = scene
+
+    def choose_scene(self, kind: str, flat_level_e_per_s: float) -> None:
+        scene: Scene = StarFieldScene()
+        if kind == "dark":
+            scene = DarkScene()
+        elif kind == "flat":
+            scene = FlatScene(level_e_per_s=flat_level_e_per_s)
+        self.set_scene(scene)
 
     def simulate_unplug(self) -> None:
         """The camera vanishes: the pending exposure ends and every call raises CameraGone."""
@@ -537,6 +546,9 @@ class SimulatorBackend(CameraBackend):
     def events(self) -> tuple[Event, ...]:
         """The GPIO block's event log (sim_timing.py), oldest first."""
         return tuple(self._gpio.log)
+
+    def event_log(self) -> str:
+        return "\n".join(event.to_text() for event in self._gpio.log)
 
     def clear_events(self) -> None:
         self._gpio.log.clear()

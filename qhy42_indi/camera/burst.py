@@ -18,7 +18,13 @@ compression, HDR merge and the timing cards of timing.py, as an exposure's frame
 to the microsecond, DATE-END, LINEPER ...), with FRAMENUM (the number in the frame head),
 BURSTNUM, BURSTSTA/BURSTEND and FRAMEPER (the live cadence) added, and goes on CCD1 as
 `.fits`, which the connections never drop. One task delivers them in order, so the camera's
-reader never waits for a FITS to be built.
+reader never waits for a FITS to be built. What waits for delivery is bounded
+(BURST_QUEUE_FRAMES): when the disk or the clients are slower than the burst, the reader stops
+taking frames from the camera, which keeps burst frames in its own buffer until read, instead
+of queueing without end; frames lost anyway are counted in BURST_CAPTURE's Alert.
+
+Burst mode is a state of the camera's core (core.py): BURST_MODE asks for BURST_ON and
+BURST_OFF, with the camera calls as the work of the transition.
 """
 
 from __future__ import annotations
@@ -32,17 +38,18 @@ from dataclasses import dataclass, field
 
 from qhy42_indi.backends.base import (
     BackendError,
-    CameraBackend,
+    BurstControl,
     Frame,
     LiveFrame,
     check_burst_range,
 )
+from qhy42_indi.camera.core import CameraCore, CameraState, Request
 from qhy42_indi.camera.device_base import Handler, PropertyDevice
 from qhy42_indi.camera.fits import Card
 from qhy42_indi.camera.live import LiveSession
 from qhy42_indi.indi.messages import NewVector, PropertyState, SwitchState
 from qhy42_indi.indi.properties import PropertyVector, Value
-from qhy42_indi.tasks import cancel_and_wait
+from qhy42_indi.tasks import TaskGroup, cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +60,9 @@ COUNTER_PERIOD_S = 0.5  # FRAME_COUNTER updates from the live stream, at most th
 # per frame (a FITS per frame has to be built and sent, too).
 BURST_GRACE_S = 10.0
 BURST_PERIODS_PER_FRAME = 4.0
+# Burst frames waiting for delivery (8-16 MiB each); past this the reader waits, and the frames
+# wait in the camera.
+BURST_QUEUE_FRAMES = 4
 
 
 @dataclass(slots=True)
@@ -90,18 +100,18 @@ def _on(proposed: dict[str, Value], name: str) -> bool:
 
 class Burst:
     def __init__(
-        self, device: PropertyDevice, backend: CameraBackend, session: LiveSession,
-        deliver: Deliver,
+        self, device: PropertyDevice, core: CameraCore, backend: BurstControl,
+        session: LiveSession, deliver: Deliver,
     ) -> None:
         self._device = device
+        self._core = core
         self._backend = backend
         self._session = session
         self._deliver = deliver
         session.listeners.append(self)
-        self._enabled = False
-        self._queue: asyncio.Queue[LiveFrame] = asyncio.Queue()
+        self._queue: asyncio.Queue[LiveFrame] = asyncio.Queue(BURST_QUEUE_FRAMES)
         self._deliverer: asyncio.Task[None] | None = None
-        self._watchdog: asyncio.Task[None] | None = None
+        self._watchdogs = TaskGroup("burst")
         self._run: BurstRun | None = None
         self._burst_count = 0
         self._next_counter_s = 0.0
@@ -121,7 +131,7 @@ class Burst:
 
     @property
     def enabled(self) -> bool:
-        return self._enabled
+        return self._core.state is CameraState.BURST
 
     # ---- commands ------------------------------------------------------------------------
 
@@ -129,28 +139,28 @@ class Burst:
         self, vector: PropertyVector, proposed: dict[str, Value], message: NewVector
     ) -> None:
         on = _on(proposed, "INDI_ENABLED")
-        if on == self._enabled:
+        if on == self.enabled:
             self._device.update(vector.name)
-            return
-        if on and not self._session.active:
-            self._device.alert(vector.name, "Burst mode works in live mode only: start the "
-                               "video stream (CCD_VIDEO_STREAM) first")
             return
         start, end = self._range()
         patch = round(float(self._device.props["BURST_PATCH"].value("PATCH_NUMBER")))
+
+        async def switch_on() -> None:
+            await self._backend.burst_idle()  # before start/end: QHY's note 3
+            await self._backend.enable_burst(True)
+            await self._backend.set_burst_range(start, end)
+            await self._backend.set_burst_patch_number(patch)
+
+        async def switch_off() -> None:
+            await self._backend.enable_burst(False)
+            await self._backend.burst_release()
+
         try:
-            if on:
-                await self._backend.burst_idle()  # before start/end: QHY's note 3
-                await self._backend.enable_burst(True)
-                await self._backend.set_burst_range(start, end)
-                await self._backend.set_burst_patch_number(patch)
-            else:
-                await self._backend.enable_burst(False)
-                await self._backend.burst_release()
+            await self._core.transition(Request.BURST_ON if on else Request.BURST_OFF,
+                                        work=switch_on if on else switch_off)
         except BackendError as error:
             self._device.alert(vector.name, f"Cannot switch burst mode: {error}")
             return
-        self._enabled = on
         vector.set_values(proposed)
         # IDLE is reported before BURST_MODE's reply: the camera idled before start/end.
         self._show_idle(on)
@@ -165,13 +175,13 @@ class Burst:
         start, end = round(float(proposed["START"])), round(float(proposed["END"]))
         try:
             check_burst_range(start, end)
-            if self._enabled:
+            if self.enabled:
                 await self._backend.burst_idle()  # before start/end: QHY's note 3
                 await self._backend.set_burst_range(start, end)
         except BackendError as error:
             self._device.alert(vector.name, str(error))
             return
-        if self._enabled:
+        if self.enabled:
             self._show_idle(True)
         vector.set_values({"START": start, "END": end})
         self._device.update(vector.name, PropertyState.OK)
@@ -204,7 +214,7 @@ class Burst:
         self, vector: PropertyVector, proposed: dict[str, Value], message: NewVector
     ) -> None:
         vector.set_values({"CAPTURE": SwitchState.OFF})
-        if not self._enabled:
+        if not self.enabled:
             self._device.alert(vector.name, "Burst mode is off: switch BURST_MODE on (in live "
                                "mode) first")
             return
@@ -226,7 +236,7 @@ class Burst:
             run.done.set()
             self._device.update(vector.name, PropertyState.OK)
             return
-        self._watchdog = asyncio.create_task(self._watch(run), name=f"burst {run.index}")
+        self._watchdogs.start(self._watch(run), f"burst {run.index}")
 
     async def _on_frame_counter_reset(
         self, vector: PropertyVector, proposed: dict[str, Value], message: NewVector
@@ -264,19 +274,21 @@ class Burst:
 
     # ---- frames --------------------------------------------------------------------------
 
-    def live_frame(self, live: LiveFrame) -> None:
+    def live_frame(self, live: LiveFrame) -> Awaitable[None] | None:
         now_s = time.monotonic()
         if live.burst:
-            self._queue.put_nowait(live)
             if self._deliverer is None or self._deliverer.done():
                 self._deliverer = asyncio.create_task(self._deliver_frames(), name="burst")
+            if self._queue.full():
+                return self._queue.put(live)  # the reader waits; the camera keeps the rest
+            self._queue.put_nowait(live)
         elif now_s >= self._next_counter_s:
             self._next_counter_s = now_s + COUNTER_PERIOD_S
             self._publish_counter(live.counter)
+        return None
 
     def live_stopped(self, failure: str | None) -> None:
-        if self._enabled:
-            self._enabled = False
+        if self._device.props["BURST_MODE"].is_on("INDI_ENABLED"):
             self._device.props["BURST_MODE"].set_values(
                 {"INDI_ENABLED": SwitchState.OFF, "INDI_DISABLED": SwitchState.ON})
             self._device.update("BURST_MODE", PropertyState.IDLE)
@@ -292,7 +304,7 @@ class Burst:
             cards = burst_cards(live, run, start.frame_interval_s if start else None)
             try:
                 await self._deliver(live.frame, cards)
-            except Exception as error:  # DeliveryFailed (the save) or a bug: say it, go on
+            except Exception as error:  # DeliveryError (the save) or a bug: say it, go on
                 log.warning("burst frame %d: %s", live.counter, error)
                 if run is not None:
                     run.failures.append(f"frame {live.counter}: {error}")
@@ -315,7 +327,8 @@ class Burst:
             return
         missing = run.missing()
         if missing or run.failures:
-            problems = [f"frames {missing} not received"] if missing else []
+            problems = ([f"{len(missing)} of {len(run.numbers)} frames not received "
+                         f"({_numbers(missing)})"] if missing else [])
             self._device.alert("BURST_CAPTURE", f"Burst {run.index}: "
                                + "; ".join(problems + run.failures))
         else:
@@ -344,9 +357,9 @@ class Burst:
         if self._deliverer is not None and not self._deliverer.done():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._queue.join(), BURST_GRACE_S)
-        await cancel_and_wait(self._deliverer, self._watchdog)
-        self._deliverer = self._watchdog = None
-        self._enabled = False
+        await cancel_and_wait(self._deliverer)
+        await self._watchdogs.cancel()
+        self._deliverer = None
         self._run = None
         props = self._device.props
         props["BURST_MODE"].set_values({"INDI_ENABLED": SwitchState.OFF,
@@ -355,3 +368,8 @@ class Burst:
         for name in ("BURST_MODE", "BURST_IDLE", "BURST_CAPTURE"):
             props[name].state = PropertyState.IDLE
 
+
+def _numbers(numbers: list[int], shown: int = 10) -> str:
+    """A list of frame numbers for a message, cut after `shown`."""
+    text = ", ".join(str(n) for n in numbers[:shown])
+    return text + (f" and {len(numbers) - shown} more" if len(numbers) > shown else "")

@@ -3,20 +3,24 @@
 Implements the exposure host (exposure.py) on the device's properties: the wire order is
 libindi's, and each frame becomes one FITS, one base64, one local file (delivery.py). A
 failed local save is an Alert on CCD_EXPOSURE that names the reason; in Both mode the frame
-still goes to clients.
+still goes to clients. Whether an exposure may start is the camera core's answer (core.py):
+not while live video runs, not while the camera is away. The HDR merge and the FITS are
+built in worker threads: nothing that costs milliseconds runs on the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from qhy42_indi import __version__
-from qhy42_indi.backends.base import CameraBackend, ExposureStart, Frame
+from qhy42_indi.backends.base import CameraGone, ExposureControl, ExposureStart, Frame, GpioControl
+from qhy42_indi.camera.core import CameraCore
 from qhy42_indi.camera.delivery import UploadMode, encode_off_loop, save_off_loop
 from qhy42_indi.camera.device_base import Handler, PropertyDevice
-from qhy42_indi.camera.exposure import ExposureController
+from qhy42_indi.camera.exposure import DeliveryError, ExposureController, TriggerWait
 from qhy42_indi.camera.fits import (
     Card,
     EncodedFrame,
@@ -27,7 +31,6 @@ from qhy42_indi.camera.fits import (
 )
 from qhy42_indi.camera.hdr import Splice, merge_hdr, splice_cards
 from qhy42_indi.camera.settings import SensorSettings
-from qhy42_indi.camera.streaming import live_video_busy
 from qhy42_indi.camera.upload import UploadError
 from qhy42_indi.indi.messages import NewVector, PropertyState, SwitchState
 from qhy42_indi.indi.properties import PropertyVector, Value
@@ -42,31 +45,33 @@ FRAME_TYPES = {
 }
 CLEAR_KEYWORDS = "INDI_CLEAR"
 
-# issue 5: when row 0 of a frame began (UTC) and the timing cards that say how it is known;
-# timing.py provides it (GPS head or host clock), called before the frame is processed.
+# When row 0 of a frame began (UTC) and the timing cards that say how it is known; timing.py
+# provides it (GPS head or host clock), called before the frame is processed.
 FrameTimer = Callable[[Frame], tuple[datetime, Sequence[Card]]]
-
-
-class DeliveryFailed(Exception):
-    """The frame was taken but could not be delivered as asked (e.g. the save failed)."""
 
 
 class Capture:
     def __init__(
         self,
         device: PropertyDevice,
-        backend: CameraBackend,
+        core: CameraCore,
+        backend: ExposureControl,
+        triggers: GpioControl,
         settings: SensorSettings,
+        *,
         set_temperature_c: Callable[[], float | None],
+        frame_timer: FrameTimer,
+        trigger: Callable[[], TriggerWait | None],
+        camera_gone: Callable[[CameraGone], None],
     ) -> None:
         self._device = device
         self._settings = settings
         self._set_temperature_c = set_temperature_c
-        self.exposures = ExposureController(backend, self)
+        self._frame_timer = frame_timer
+        self.exposures = ExposureController(core, backend, triggers, self, trigger, camera_gone)
         self.custom_cards: dict[str, Card] = {}
         self.frames_delivered = 0
         self._splice: Splice | None = None
-        self.frame_timer: FrameTimer | None = None  # issue 5: set by timing.py
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -81,10 +86,6 @@ class Capture:
     async def _on_exposure(
         self, vector: PropertyVector, proposed: dict[str, Value], message: NewVector
     ) -> None:
-        if live_video_busy(self._device):  # issue 6: the camera is in live mode
-            self._device.alert(vector.name, "Cannot start an exposure while the video stream "
-                               "or a recording runs: stop it first")
-            return
         exposure_s = float(proposed["CCD_EXPOSURE_VALUE"])
         if self._frame_type() is FrameType.BIAS:
             exposure_s = float(vector.number("CCD_EXPOSURE_VALUE").min or exposure_s)
@@ -97,7 +98,7 @@ class Capture:
     async def _on_abort(
         self, vector: PropertyVector, proposed: dict[str, Value], message: NewVector
     ) -> None:
-        await self.exposures.stop()
+        await self.exposures.abort()
         vector.set_values({"ABORT": SwitchState.OFF})
         self._device.update(vector.name, PropertyState.OK)
         self._device.props["CCD_EXPOSURE"].set_values({"CCD_EXPOSURE_VALUE": 0})
@@ -168,14 +169,15 @@ class Capture:
             self._device.update("CCD_FAST_COUNT", PropertyState.IDLE)
 
     async def deliver(self, frame: Frame, more_cards: Sequence[Card] = ()) -> None:
-        """Build and send the frame. `more_cards` go last (issue 6: burst frames' cards)."""
+        """Build and send the frame. `more_cards` go last (a burst frame's cards)."""
         props = self._device.props
-        start_utc, timing_cards = (self.frame_timer(frame) if self.frame_timer is not None
-                                   else (frame.start_utc, ()))
+        start_utc, timing_cards = self._frame_timer(frame)
         pixels, extra_cards = frame.pixels, []
         if self._settings.hdr_merged and frame.bit_depth == 16:
-            pixels, self._splice = merge_hdr(frame, self._settings.merge_columns, self._splice)
-            extra_cards = splice_cards(self._splice)
+            pixels, splice = await asyncio.to_thread(
+                merge_hdr, frame, self._settings.merge_columns, self._splice)
+            self._splice = splice
+            extra_cards = splice_cards(splice)
         mode = self._upload_mode()
         to_clients = mode in (UploadMode.CLIENT, UploadMode.BOTH)
         compress = props["CCD_COMPRESSION"].is_on("INDI_ENABLED")
@@ -189,7 +191,7 @@ class Capture:
             self._send_blob(encoded)
         self.frames_delivered += 1
         if failure is not None:
-            raise DeliveryFailed(failure)
+            raise DeliveryError(failure)
 
     async def _save(self, encoded: EncodedFrame) -> str | None:
         upload = self._device.props["UPLOAD_SETTINGS"]

@@ -19,7 +19,7 @@ from qhy42_indi.backends.base import (
     PWM_MAX,
     SUPPLY_VOLTAGE_MIN_V,
     BackendError,
-    CameraBackend,
+    CoolerControl,
     CoolerMode,
     CoolerState,
     HeaterLevel,
@@ -114,7 +114,7 @@ HEATER_LEVELS = {
 class Cooling:
     """The cooler's INDI properties and the task that keeps them current while connected."""
 
-    def __init__(self, device: PropertyDevice, backend: CameraBackend) -> None:
+    def __init__(self, device: PropertyDevice, backend: CoolerControl) -> None:
         self._device = device
         self._backend = backend
         self._plan: RampPlan | None = None

@@ -1,11 +1,23 @@
 """The QHY42PRO as an INDI device: its properties, its connection, and the parts that act.
 
 Properties come from the xml/ skeletons: qhy42_base_sk.xml is defined from start-up,
-qhy42_ccd_sk.xml and qhy42_qhy_sk.xml after CONNECT (deleted on DISCONNECT),
-qhy42_ondemand_sk.xml while a mode needs it, qhy42_sim_sk.xml on the simulator only. The
-handlers live with the part they belong to: settings.py (geometry, modes, sensor controls),
-capture.py (exposures, uploads), cooling.py (temperature); this module connects the camera
-and keeps the device's configuration (CONFIG_PROCESS).
+qhy42_ccd_sk.xml, qhy42_qhy_sk.xml, the streaming, burst and GPIO sets after CONNECT (deleted
+on DISCONNECT), qhy42_ondemand_sk.xml while a mode needs it, qhy42_sim_sk.xml for a backend
+with the simulator's controls. The camera's state is its core's (core.py); this module builds
+the core and the parts around it, and:
+
+* admits each command by the core's table before its handler runs (`COMMAND_REQUESTS`: which
+  request a property's command is), so a command the state does not allow, or one sent while
+  the camera is away, is an Alert with the reason, and whatever a handler raises is an Alert
+  too, never a lost connection;
+* connects and disconnects the camera through the core, and sets it up again, as it was,
+  when it returns after vanishing (the hotplug watcher asks `restore`);
+* keeps the device's configuration (CONFIG_PROCESS).
+
+The handlers live with the part they belong to: settings.py (geometry, modes, sensor
+controls), capture.py and exposure.py (exposures, uploads), cooling.py (temperature),
+streaming.py and live.py (video, recording), burst.py, timing.py (GPIO, triggers, frame
+times), sim_controls.py (the simulator's panel).
 """
 
 from __future__ import annotations
@@ -14,19 +26,20 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
+from typing import Protocol
 
 from qhy42_indi import __version__
-from qhy42_indi.backends.base import BackendError, CameraBackend
-from qhy42_indi.backends.scenes import DarkScene, FlatScene, StarFieldScene
-from qhy42_indi.backends.simulator import SimulatorBackend
+from qhy42_indi.backends.base import BackendError, CameraBackend, CameraGone, SimulatorControls
 from qhy42_indi.camera import config_file
 from qhy42_indi.camera.burst import Burst
 from qhy42_indi.camera.capture import Capture
 from qhy42_indi.camera.cooling import Cooling
-from qhy42_indi.camera.device_base import PropertyDevice
-from qhy42_indi.camera.hotplug import HotplugWatcher
+from qhy42_indi.camera.core import AWAY, CameraCore, CameraState, Refused, Request, Transition
+from qhy42_indi.camera.device_base import Handler, PropertyDevice
+from qhy42_indi.camera.hotplug import HotplugWatcher, Snapshot
 from qhy42_indi.camera.live import LiveSession
 from qhy42_indi.camera.settings import SensorSettings
+from qhy42_indi.camera.sim_controls import SimulatorPanel
 from qhy42_indi.camera.streaming import Streaming
 from qhy42_indi.camera.timing import ON_DEMAND_PROPERTIES, Timing
 from qhy42_indi.camera.upload import UploadError
@@ -49,9 +62,32 @@ CONFIG_PROPERTIES = (
     "CCD_FRAME", "CCD_FRAME_TYPE", "CCD_TRANSFER_FORMAT", "CCD_COMPRESSION", "CCD_TEMP_RAMP",
     "SCOPE_INFO", "UPLOAD_MODE", "UPLOAD_SETTINGS", "CCD_FAST_TOGGLE", "CCD_FAST_COUNT",
     "CCD_HEATER",
-    # issue 5: GPIO & Timing
     "GPIO_MODE", "SMA_OUTPUT", "TRIGOUT_ENABLE", "TRIGGER_MODE", "TRIGGER_TIMEOUT",
 )
+
+
+# Which of the core's requests a command to each property is (core.py's table decides).
+# CONFIGURE re-times the sensor, so only while idle; ADJUST needs the camera there. A property
+# not named here acts on the host alone (upload settings, FITS keywords, the simulator's
+# panel) and works in every state.
+_CONFIGURE = ("READ_MODE", "HDR_OUTPUT", "CCD_CAPTURE_FORMAT", "CCD_BINNING", "CCD_FRAME",
+              "CCD_FRAME_RESET", "GPIO_MODE", "SMA_OUTPUT", "TRIGGER_MODE")
+_ADJUST = ("CCD_GAIN", "CCD_OFFSET", "USB_SPEED", "USB_TRAFFIC", "CCD_AMP_GLOW",
+           "CCD_TEMPERATURE", "CCD_COOLER", "CCD_COOLER_MODE", "CCD_COOLER_POWER", "CCD_HEATER",
+           "TRIGOUT_ENABLE", "STREAMING_EXPOSURE", "BURST_RANGE", "BURST_PATCH", "BURST_IDLE",
+           "FRAME_COUNTER_RESET", "LIVE_ANTI_RBI", "IMAGE_OSD")
+COMMAND_REQUESTS: dict[str, Request | None] = {
+    **dict.fromkeys(_CONFIGURE, Request.CONFIGURE),
+    **dict.fromkeys(_ADJUST, Request.ADJUST),
+    # These ask the core themselves (their parts call core.transition); while the camera is
+    # away they are refused here first, with the same reason.
+    **dict.fromkeys(("CCD_EXPOSURE", "CCD_VIDEO_STREAM", "RECORD_STREAM", "BURST_MODE",
+                     "BURST_CAPTURE"), None),
+}
+
+
+class HasHandlers(Protocol):
+    def handlers(self) -> dict[str, Handler]: ...
 
 
 def default_device_name(camera_id: str) -> str:
@@ -69,17 +105,11 @@ class Qhy42Device(PropertyDevice):
         super().__init__(name, [v for vectors in sets.values() for v in vectors])
         self.backend = backend
         self.base_names = [v.name for v in sets["base"]]
-        self.connected_names = [v.name for v in (*sets["ccd"], *sets["qhy"])]
-        self.on_demand_names = [v.name for v in sets["ondemand"]]
-        self.simulator_names = [v.name for v in sets["sim"]]
-        # issue 6: live video (libindi's streaming set) and burst, defined after CONNECT
-        self.connected_names += [v.name for v in (*sets["stream"], *sets["burst"])]
-        # issue 5: GPIO & Timing after CONNECT; GPS_STATE/GPS_DATA only in GPS-BOX mode
+        self.connected_names = [v.name for v in (*sets["ccd"], *sets["qhy"], *sets["stream"],
+                                                 *sets["burst"])]
         self.connected_names += [v.name for v in sets["gpio"]
                                  if v.name not in ON_DEMAND_PROPERTIES]
-        self.on_demand_names += ON_DEMAND_PROPERTIES
-        if isinstance(backend, SimulatorBackend):
-            self.connected_names += self.simulator_names
+        self.on_demand_names = [v.name for v in sets["ondemand"]] + list(ON_DEMAND_PROPERTIES)
         self._defaults = {n: dict(self.props[n].values()) for n in CONFIG_PROPERTIES}
         self.props["DRIVER_INFO"].set_values(
             {
@@ -89,37 +119,78 @@ class Qhy42Device(PropertyDevice):
                 "DRIVER_INTERFACE": str(CCD_INTERFACE),
             }
         )
-        self.settings = SensorSettings(self, backend)
+        self.core = CameraCore(name, backend)
+        self.hotplug = HotplugWatcher(name, self.core, backend, self)
+        self.timing = Timing(self, backend, backend, backend)
+        self.settings = SensorSettings(self, backend, backend, self.timing.setting_guard)
         self.cooling = Cooling(self, backend)
-        self.capture = Capture(self, backend, self.settings, lambda: self.cooling.target_c)
-        for part in (self.settings, self.cooling, self.capture):
-            self.handlers.update(part.handlers())
-        # issue 6: live video and burst share one reader of the camera's live frames
-        self.live = LiveSession(backend)
-        self.streaming = Streaming(self, backend, self.live, lambda: self.capture.exposures.busy)
-        self.burst = Burst(self, backend, self.live, self.capture.deliver)
-        for live_part in (self.streaming, self.burst):
-            self.handlers.update(live_part.handlers())
-        # issue 5: GPIO ports, triggers and exposure timing (FITS times, TrigOut hold-off)
-        self.timing = Timing(self, backend, self.settings, self.capture)
-        self.handlers.update(self.timing.handlers())
-        # issue 7: a camera unplugged and plugged in again (camera/hotplug.py)
-        self.hotplug = HotplugWatcher(self, CONFIG_PROPERTIES)
-        self.capture.exposures.on_gone = self.hotplug.camera_gone
-        self.handlers["SIM_USB"] = self.hotplug.on_sim_usb
-        self.handlers.update(
-            {
-                "CONNECTION": self._on_connection,
-                "CONFIG_PROCESS": self._on_config_process,
-                "SIM_SCENE": self._on_scene,
-                "SIM_FLAT_LEVEL": self._on_scene,
-            }
+        self.capture = Capture(
+            self, self.core, backend, backend, self.settings,
+            set_temperature_c=lambda: self.cooling.target_c,
+            frame_timer=self.timing.frame_timer, trigger=self.timing.trigger_wait,
+            camera_gone=self.hotplug.camera_gone,
         )
+        # Live video and burst share one reader of the camera's live frames.
+        self.live = LiveSession(self.core, backend, self.hotplug.camera_gone)
+        self.streaming = Streaming(self, self.core, backend, self.live)
+        self.burst = Burst(self, self.core, backend, self.live, self.capture.deliver)
+        parts: list[HasHandlers] = [self.settings, self.cooling, self.capture, self.streaming,
+                                    self.burst, self.timing]
+        self.simulator: SimulatorPanel | None = None
+        if isinstance(backend, SimulatorControls):
+            self.simulator = SimulatorPanel(self, backend)
+            self.connected_names += [v.name for v in sets["sim"]]
+            parts.append(self.simulator)
+        for part in parts:
+            self.handlers.update(part.handlers())
+        self.handlers.update({
+            "CONNECTION": self._on_connection,
+            "CONFIG_PROCESS": self._on_config_process,
+        })
+        self.core.subscribe(self)
         self.define(self.base_names)
 
     @property
     def connected(self) -> bool:
-        return self.props["CONNECTION"].is_on("CONNECT")
+        return self.core.connected
+
+    @property
+    def command_lock(self) -> asyncio.Lock:
+        """Held while a client command is handled; a returning camera is set up under it."""
+        return self._command_lock
+
+    # ---- commands ------------------------------------------------------------------------
+
+    def admit(self, name: str) -> None:
+        if name in COMMAND_REQUESTS:
+            request = COMMAND_REQUESTS[name]
+            if self.core.state is CameraState.GONE:
+                raise Refused(self.core.state, request or Request.ADJUST, AWAY)
+            if request is not None:
+                self.core.check(request)
+
+    def handler_failed(self, name: str, error: Exception) -> None:
+        if isinstance(error, Refused):
+            self.alert(name, error.reason)
+        elif isinstance(error, CameraGone):
+            self.alert(name, f"{AWAY} ({error})")
+            self.hotplug.camera_gone(error)
+        elif isinstance(error, BackendError):
+            self.alert(name, str(error) or type(error).__name__)
+        else:
+            super().handler_failed(name, error)
+
+    # ---- the core's listener ---------------------------------------------------------------
+
+    async def leaving(self, change: Transition) -> None:
+        ending = (CameraState.GONE, CameraState.DISCONNECTED)
+        if change.new in ending and change.old not in ending:
+            await self.stop_parts(wait_for_disk=change.new is CameraState.DISCONNECTED)
+
+    def entered(self, change: Transition) -> None:
+        if change.new is CameraState.GONE and change.old is not CameraState.GONE:
+            self.alert("CONNECTION", f"{change.reason or 'The camera disappeared'}; waiting "
+                       "for it to come back (DISCONNECT to give up)")
 
     # ---- connection ----------------------------------------------------------------------
 
@@ -135,10 +206,8 @@ class Qhy42Device(PropertyDevice):
 
     async def connect(self) -> None:
         try:
-            await self.open_camera()
+            await self.core.transition(Request.CONNECT, work=self.open_camera)
         except BackendError as error:
-            with contextlib.suppress(BackendError):
-                await self.backend.close()
             self.alert("CONNECTION", f"Cannot open the QHY42PRO: {error}")
             return
         self._set_connection(True)
@@ -150,36 +219,37 @@ class Qhy42Device(PropertyDevice):
                  f"({info.camera_id if info else ''})")
         self.hotplug.start()
 
-    # The steps CONNECT and DISCONNECT share with a camera that vanishes and returns (issue 7).
-
     async def open_camera(self) -> None:
-        await self.backend.open()
-        await self.timing.open()  # issue 5: holds TrigOut off while the camera is set up
-        await self.settings.open()
+        """Open the camera and read what it is: the work that makes CONNECT and RETURNED
+        true. On failure the camera is closed again and the error raised."""
+        try:
+            await self.backend.open()
+            await self.timing.open()  # holds TrigOut off while the camera is set up
+            await self.settings.open()
+        except BaseException:
+            with contextlib.suppress(BackendError):
+                await self.backend.close()
+            raise
+        if self.simulator is not None:
+            self.simulator.show_firmware()
 
     async def start_parts(self) -> None:
-        await self.timing.init_done()  # issue 5: GPIO and trigger applied, TrigOut restored
+        await self.timing.init_done()  # GPIO and trigger applied, TrigOut restored
         try:
             await self.cooling.start()
         except BackendError as error:
             self.alert("CCD_TEMPERATURE", f"Cannot read the cooler: {error}")
 
-    async def stop_parts(self) -> None:
-        await self.streaming.close()  # issue 6: ends live mode, keeps the recording
+    async def stop_parts(self, *, wait_for_disk: bool) -> None:
+        """What runs beside the camera's state ends: video (the recording is kept), burst
+        delivery, the cooler poll. The core stops the exposure and live mode itself."""
+        await self.streaming.close(wait_for_disk=wait_for_disk)
         await self.burst.close()
-        await self.capture.exposures.stop()
         await self.cooling.stop()
-
-    @property
-    def command_lock(self) -> asyncio.Lock:
-        """Held while a client command is handled (hotplug.py takes it to reconnect)."""
-        return self._command_lock
 
     async def disconnect(self) -> None:
         await self.hotplug.stop()
-        await self.stop_parts()
-        with contextlib.suppress(BackendError):
-            await self.backend.close()
+        await self.core.transition(Request.DISCONNECT)
         self.delete([*self.connected_names, *self.on_demand_names])
         self._set_connection(False)
         self.say("QHY42PRO disconnected")
@@ -197,6 +267,28 @@ class Qhy42Device(PropertyDevice):
         """Stop everything and release the camera (daemon shutdown)."""
         if self.connected:
             await self.disconnect()
+
+    # ---- a camera that vanished and returned (hotplug.py) --------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """What the clients had set, to set again when the camera returns."""
+        values = {name: dict(self.props[name].values())
+                  for name in CONFIG_PROPERTIES if name in self.defined}
+        return Snapshot(values, self.cooling.target_c)
+
+    async def restore(self, snapshot: Snapshot) -> None:
+        """Open the camera again and give it the snapshot's settings; BackendError if it
+        is not back (the state stays Gone) or went again while being set up."""
+        async with self.command_lock:
+            await self.core.transition(Request.RETURNED, work=self.open_camera)
+            for name, values in snapshot.values.items():
+                await self.replay(_as_command(self.name, self.props[name], values))
+            await self.start_parts()
+            if snapshot.target_c is not None:
+                await self.cooling.regulate_to(snapshot.target_c)
+            self.update("CONNECTION", PropertyState.OK,
+                        "[INFO] The camera is back; its settings were applied again")
+            self.say("QHY42PRO reconnected")
 
     # ---- configuration -------------------------------------------------------------------
 
@@ -248,8 +340,7 @@ class Qhy42Device(PropertyDevice):
             vector = self.props[name]
             if name not in self.defined or vector.values() == values:
                 continue
-            await self.replay(config_file.as_new_vector(
-                self.name, _with_values(vector, values)))
+            await self.replay(_as_command(self.name, vector, values))
         self.say("Default configuration restored")
         return True
 
@@ -259,25 +350,11 @@ class Qhy42Device(PropertyDevice):
         self.say(f"Configuration file {self.config_path} removed")
         return True
 
-    # ---- simulator -----------------------------------------------------------------------
-
-    async def _on_scene(
-        self, vector: PropertyVector, proposed: dict[str, Value], message: NewVector
-    ) -> None:
-        vector.set_values(proposed)
-        scenes = self.props["SIM_SCENE"]
-        level = float(self.props["SIM_FLAT_LEVEL"].value("LEVEL"))
-        if isinstance(self.backend, SimulatorBackend):
-            if scenes.is_on("SCENE_DARK"):
-                self.backend.set_scene(DarkScene())
-            elif scenes.is_on("SCENE_FLAT"):
-                self.backend.set_scene(FlatScene(level_e_per_s=level))
-            else:
-                self.backend.set_scene(StarFieldScene())
-        self.update(vector.name, PropertyState.OK)
-
-
 def _with_values(vector: PropertyVector, values: dict[str, Value]) -> PropertyVector:
     copy = PropertyVector.from_definition(vector.definition(""))
     copy.set_values(values)
     return copy
+
+
+def _as_command(device: str, vector: PropertyVector, values: dict[str, Value]) -> NewVector:
+    return config_file.as_new_vector(device, _with_values(vector, values))

@@ -2,9 +2,11 @@
 
 It keeps the property vectors, which of them are defined right now (and in what order), and
 dispatches a client's newXXXVector: the vector checks perm, members, limits and the switch
-rule; then the property's handler acts, or, without one, the values are stored and echoed
-with Ok. Everything the device says goes through `publish`, bound by the hub. The QHY42PRO
-behaviour lives in device.py; this module knows nothing about cameras.
+rule; the device may refuse it (`admit`); then the property's handler acts, or, without one,
+the values are stored and echoed with Ok. Whatever a handler raises becomes an Alert on its
+property (`handler_failed`): a command never costs a client its connection. Everything the
+device says goes through `publish`, bound by the hub. The QHY42PRO behaviour lives in
+device.py; this module knows nothing about cameras.
 """
 
 from __future__ import annotations
@@ -129,7 +131,20 @@ class PropertyDevice:
                 self.alert(message.name, str(refusal))
             return
         handler = self.handlers.get(message.name, self.store_and_echo)
-        await handler(vector, proposed, message)
+        try:
+            self.admit(message.name)
+            await handler(vector, proposed, message)
+        except Exception as error:  # whatever went wrong, the client keeps its connection
+            self.handler_failed(message.name, error)
+
+    def admit(self, name: str) -> None:
+        """Raise to refuse a command to `name` before its handler runs (the device's state
+        does not allow it); handler_failed reports it. Admits everything by default."""
+
+    def handler_failed(self, name: str, error: Exception) -> None:
+        """A command's handling raised: Alert on the property with the reason."""
+        log.error("%s %s: the command failed", self._name, name, exc_info=error)
+        self.alert(name, f"The command failed: {error or type(error).__name__}")
 
     async def store_and_echo(
         self, vector: PropertyVector, proposed: dict[str, Value], message: NewVector

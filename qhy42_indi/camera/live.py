@@ -1,11 +1,19 @@
 """Live mode for the INDI device: one reader of the camera's frames, shared by the parts using it.
 
-The streaming part (video stream, SER recording) starts and stops live mode; the burst part
-works inside it. `LiveSession` keeps the backend in live mode while started, reads every
-frame the camera outputs in one task, and hands each frame, in order and on the event loop,
-to its listeners. A listener must not block: it keeps a reference or queues work for a task of
-its own. So the reader keeps pace with the camera and nothing downstream slows it down; what
-cannot keep up (a slow client, a busy encoder) loses frames there, not here.
+The streaming part (video stream, SER recording) asks the camera's core for live mode
+(START_LIVE, with `start` as the work that makes it true) and for its end (STOP_LIVE); the
+burst part works inside it. `LiveSession` keeps the backend in live mode while the core is in
+a live state, reads every frame the camera outputs in one task, and hands each frame, in
+order and on the event loop, to its listeners. A listener must not block: it keeps a
+reference or queues work for a task of its own, so the reader keeps pace with the camera and
+what cannot keep up (a slow client, a busy encoder) loses frames there, not here. The one
+exception is a listener whose queue is full of frames the camera keeps until read (burst
+frames): it returns an awaitable, and the reader waits for room, so the frames wait in the
+camera's own buffer instead of in ours.
+
+When the core leaves live mode (STOP_LIVE, DISCONNECT, the camera gone) the session ends and
+its listeners hear `live_stopped`. When live mode fails under it (the camera stops output, a
+backend error), it asks the core to leave live mode, or reports the camera gone.
 
 It also measures the frame rate, from the frames' own start times (so the reader's jitter does
 not show in it). No INDI names here.
@@ -17,9 +25,11 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from qhy42_indi.backends.base import BackendError, CameraBackend, LiveFrame, LiveStart, NotLive
+from qhy42_indi.backends.base import BackendError, CameraGone, LiveControl, LiveFrame, LiveStart
+from qhy42_indi.camera.core import LIVE_STATES, CameraCore, Request, Transition
 from qhy42_indi.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -29,8 +39,9 @@ INSTANT_WINDOW_S = 0.2  # EST_FPS: a few frames at video rates
 
 
 class LiveListener(Protocol):
-    def live_frame(self, frame: LiveFrame) -> None:
-        """A frame from the camera; called on the event loop, must return at once."""
+    def live_frame(self, frame: LiveFrame) -> Awaitable[None] | None:
+        """A frame from the camera; called on the event loop, must return at once. An
+        awaitable returned means "no room": the reader waits for it before reading on."""
 
     def live_stopped(self, failure: str | None) -> None:
         """Live mode ended: asked to (failure None) or because the camera failed."""
@@ -67,39 +78,47 @@ class FrameRate:
 
 
 class LiveSession:
-    def __init__(self, backend: CameraBackend) -> None:
+    def __init__(self, core: CameraCore, backend: LiveControl,
+                 camera_gone: Callable[[CameraGone], None]) -> None:
+        self._core = core
         self._backend = backend
+        self._camera_gone = camera_gone
         self.listeners: list[LiveListener] = []
         self.start_info: LiveStart | None = None
         self.rate = FrameRate()
         self.frames_read = 0
         self._reader: asyncio.Task[None] | None = None
+        core.subscribe(self)
 
     @property
     def active(self) -> bool:
         return self.start_info is not None
 
-    async def start(self, exposure_s: float) -> LiveStart:
-        """Enter live mode (if not in it) and start reading. Raises BackendError."""
+    async def start(self, exposure_s: float) -> None:
+        """Enter live mode (if not in it) and start reading: the work of START_LIVE."""
         if self.start_info is not None:
-            return self.start_info
+            return
         self.start_info = await self._backend.begin_live(exposure_s)
         self.rate.reset()
         self.frames_read = 0
         self._reader = asyncio.create_task(self._read(), name="live-reader")
-        return self.start_info
 
     async def set_exposure(self, exposure_s: float) -> LiveStart:
         self.start_info = await self._backend.set_live_exposure(exposure_s)
         return self.start_info
 
-    async def stop(self) -> None:
-        """Leave live mode (if in it); listeners hear live_stopped(None)."""
-        if self.start_info is None:
-            return
-        await self._end(None)
+    # ---- the core's listener
+
+    async def leaving(self, change: Transition) -> None:
+        if change.old in LIVE_STATES and change.new not in LIVE_STATES:
+            await self._end(change.reason)  # None when a part asked for the end
+
+    def entered(self, change: Transition) -> None:
+        pass
 
     async def _end(self, failure: str | None) -> None:
+        if self.start_info is None:
+            return
         self.start_info = None
         reader, self._reader = self._reader, None
         if reader is not None and reader is not asyncio.current_task():
@@ -116,13 +135,17 @@ class LiveSession:
                 self.frames_read += 1
                 self.rate.add(frame.frame.start_utc.timestamp())
                 for listener in list(self.listeners):
-                    listener.live_frame(frame)
-        except NotLive:
-            if self.start_info is not None:  # live mode ended without us asking
-                await self._end("live mode ended")
-        except BackendError as error:
+                    room = listener.live_frame(frame)
+                    if room is not None:
+                        await room
+        except CameraGone as error:
+            self._camera_gone(error)
+        except BackendError as error:  # NotLive: live mode ended without us asking
             log.warning("live mode failed: %s", error)
-            await self._end(str(error) or type(error).__name__)
+            await self._fail(str(error) or type(error).__name__)
         except Exception as error:  # a listener's bug must not leave live mode running
             log.exception("live frame handling failed")
-            await self._end(str(error) or type(error).__name__)
+            await self._fail(str(error) or type(error).__name__)
+
+    async def _fail(self, reason: str) -> None:
+        await self._core.transition(Request.STOP_LIVE, reason=reason)

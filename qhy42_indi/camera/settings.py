@@ -16,8 +16,9 @@ from typing import TypeVar
 
 from qhy42_indi.backends.base import (
     BackendError,
-    CameraBackend,
+    CaptureControl,
     CaptureSettings,
+    Lifecycle,
     ReadMode,
     Roi,
     SensorInfo,
@@ -33,8 +34,8 @@ T = TypeVar("T")
 STD_HIGH_GAIN_MODE = 1  # the default, as MIT's QHY42PRO setup; mode 0 is HDR
 BIT_DEPTHS = {"INDI_MONO_16": 16, "INDI_MONO_8": 8}
 
-# issue 5: wraps every backend setter, given the property's name; timing.py uses it to turn the
-# TrigOut pulse off around mode changes and to follow the line period.
+# Wraps every backend setter, given the property's name: timing.py's turns the TrigOut pulse
+# off around mode changes and follows the line period.
 SettingGuard = Callable[[str], contextlib.AbstractAsyncContextManager[None]]
 
 
@@ -47,14 +48,16 @@ def _int(value: Value) -> int:
 
 
 class SensorSettings:
-    def __init__(self, device: PropertyDevice, backend: CameraBackend) -> None:
+    def __init__(self, device: PropertyDevice, camera: Lifecycle, backend: CaptureControl,
+                 setting_guard: SettingGuard = _unguarded) -> None:
         self._device = device
+        self._camera = camera
         self._backend = backend
         self.info: SensorInfo | None = None
         self.settings: CaptureSettings | None = None
         # Output columns [x, x + width) of each channel, when HDR output is merged.
         self.merge_columns: tuple[int, int] | None = None
-        self.setting_guard: SettingGuard = _unguarded  # issue 5
+        self._setting_guard = setting_guard
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -82,8 +85,8 @@ class SensorSettings:
     async def open(self) -> None:
         """Read what the camera is, choose the default mode, publish limits (before defines)."""
         backend = self._backend
-        self.info = info = await backend.sensor_info()
-        modes = await backend.read_modes()
+        self.info = info = await self._camera.sensor_info()
+        modes = await self._camera.read_modes()
         default = STD_HIGH_GAIN_MODE if len(modes) > STD_HIGH_GAIN_MODE else 0
         self.settings = await backend.set_read_mode(default)
         props = self._device.props
@@ -154,7 +157,7 @@ class SensorSettings:
     async def _apply(self, name: str, call: Awaitable[T]) -> T | None:
         """Run a backend setter; on refusal, Alert on the property with the reason."""
         try:
-            async with self.setting_guard(name):
+            async with self._setting_guard(name):
                 return await call
         except BackendError as error:
             self._device.alert(name, str(error))

@@ -19,9 +19,15 @@ live mode ends when neither needs it. Each frame the camera outputs is thinned a
   lags (server/connection.py), and only for that client.
 
 CCD_STREAM_FRAME always holds the size of the frames sent (KStars sizes raw frames by it): it
-follows the camera's frame (CCD_FRAME / binning) when live mode starts. A capture cannot start
-while live video runs (capture.py asks `live_video_busy`), and a stream cannot start while an
-exposure runs; the camera refuses geometry changes while live.
+follows the camera's frame (CCD_FRAME / binning) when live mode starts. Live mode is a state
+of the camera's core (core.py): this part asks for START_LIVE and STOP_LIVE, and the core
+refuses them (and exposures, and geometry changes) when the state does not allow it.
+
+A recording that ends (RECORD_OFF, its limit, a write error, the end of live mode) is
+finished in the background: RECORD_STREAM stays Busy until the frames still buffered are on
+disk, and no command waits for the disk meanwhile. A write error (disk full) stops it at
+once, and the file keeps every frame written before (recording.py); the Alert says why and
+how many frames were kept.
 """
 
 from __future__ import annotations
@@ -31,22 +37,22 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from qhy42_indi.backends.base import BackendError, CameraBackend, LiveFrame
+from qhy42_indi.backends.base import BackendError, Lifecycle, LiveFrame
+from qhy42_indi.camera.core import CameraCore, Refused, Request
 from qhy42_indi.camera.device_base import Handler, PropertyDevice
 from qhy42_indi.camera.live import LiveSession
-from qhy42_indi.camera.recording import SerRecording, expand_record_path
+from qhy42_indi.camera.recording import RecordingResult, SerRecording, expand_record_path
 from qhy42_indi.camera.stream_frames import StreamWindow, crop, encode_stream_frame, needs_work
 from qhy42_indi.camera.upload import UploadError
 from qhy42_indi.indi.messages import NewVector, PropertyState, SwitchState
 from qhy42_indi.indi.properties import PropertyVector, Value
-from qhy42_indi.tasks import cancel_and_wait
+from qhy42_indi.tasks import TaskGroup, cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -57,35 +63,25 @@ MEBIBYTE = 1024 * 1024
 PREVIEW_SLACK = 0.25
 
 
-def live_video_busy(device: PropertyDevice) -> bool:
-    """True while the video stream or a recording keeps the camera in live mode."""
-    if "CCD_VIDEO_STREAM" not in device.defined:
-        return False
-    props = device.props
-    return props["CCD_VIDEO_STREAM"].is_on("STREAM_ON") or not props["RECORD_STREAM"].is_on(
-        "RECORD_OFF"
-    )
-
-
 class Streaming:
     def __init__(
         self,
         device: PropertyDevice,
-        backend: CameraBackend,
+        core: CameraCore,
+        backend: Lifecycle,
         session: LiveSession,
-        exposure_running: Callable[[], bool],
     ) -> None:
         self._device = device
+        self._core = core
         self._backend = backend
         self._session = session
-        self._exposure_running = exposure_running
         session.listeners.append(self)
         self._streaming = False
         self._recording: SerRecording | None = None
         self._record_limit: tuple[str, float] | None = None
         self._record_started_s = 0.0
         self._record_accepted = 0
-        self._ending: asyncio.Task[None] | None = None
+        self._finishing = TaskGroup("recording")
         self._pending: NDArray[Any] | None = None
         self._wake = asyncio.Event()
         self._encoder: asyncio.Task[None] | None = None
@@ -130,10 +126,6 @@ class Streaming:
             self._device.update(vector.name, PropertyState.IDLE)
             await self._stop_live_if_unused()
             return
-        if self._exposure_running():
-            self._device.alert(vector.name, "An exposure is running: abort it or let it end "
-                               "before starting the video stream")
-            return
         if not await self._ensure_live(vector.name):
             return
         self._streaming = True
@@ -165,6 +157,10 @@ class Streaming:
                 self._device.update(vector.name, PropertyState.IDLE)
             else:
                 await self._end_recording()
+            return
+        if self._finishing.running:
+            self._device.update(vector.name, message="[WARNING] The last recording is still "
+                                "being written: try again in a moment")
             return
         if self._recording is not None:
             self._device.update(vector.name, message="[WARNING] A recording is running: "
@@ -210,16 +206,23 @@ class Streaming:
     # ---- live mode -----------------------------------------------------------------------
 
     async def _ensure_live(self, name: str) -> bool:
+        """Live mode on; False (and an Alert on `name`) if the camera refused it."""
         if self._session.active:
             return True
         exposure_s = float(self._device.props["STREAMING_EXPOSURE"].value(
             "STREAMING_EXPOSURE_VALUE"))
         try:
             settings = await self._backend.settings()
-            start = await self._session.start(exposure_s)
+            await self._core.transition(Request.START_LIVE,
+                                        work=lambda: self._session.start(exposure_s))
+        except Refused as refused:
+            self._device.alert(name, refused.reason)
+            return False
         except BackendError as error:
             self._device.alert(name, f"Cannot start live video: {error}")
             return False
+        start = self._session.start_info
+        assert start is not None
         self._divider = 0
         self._fit_window(settings.roi.width // settings.bin_x,
                          settings.roi.height // settings.bin_y)
@@ -228,8 +231,10 @@ class Streaming:
         return True
 
     async def _stop_live_if_unused(self) -> None:
-        if not self._streaming and self._recording is None:
-            await self._session.stop()
+        if not self._streaming and self._recording is None and self._session.active:
+            # Refused: the camera left live mode meanwhile (gone, disconnected)
+            with contextlib.suppress(Refused):
+                await self._core.transition(Request.STOP_LIVE)
             self._publish_stats(force=True)
 
     def live_stopped(self, failure: str | None) -> None:
@@ -241,8 +246,8 @@ class Streaming:
             self._device.props["CCD_VIDEO_STREAM"].set_values(
                 {"STREAM_ON": SwitchState.OFF, "STREAM_OFF": SwitchState.ON})
             self._device.alert("CCD_VIDEO_STREAM", f"Live video stopped: {failure}")
-        if self._recording is not None and self._ending is None:
-            self._ending = asyncio.create_task(self._end_recording())
+        if self._recording is not None:
+            self._end_recording_soon()
         self._publish_stats(force=True)
 
     # ---- frames --------------------------------------------------------------------------
@@ -261,7 +266,7 @@ class Streaming:
             return
         source = live.frame.pixels
         pixels = crop(source, self._window_for(source.shape[1], source.shape[0]))
-        if self._recording is not None and self._ending is None:
+        if self._recording is not None:
             self._record(pixels, live.frame.start_utc, now_s)
         if self._streaming and self._preview_due(now_s):
             if self._pending is not None:
@@ -391,51 +396,72 @@ class Streaming:
         self._recording = recording
         vector.set_values(proposed)
         self._device.update(vector.name, PropertyState.BUSY)
+        for recovered in recording.recovered:  # left by a crash: finished now
+            self._device.say(f"An interrupted recording was finished: {recovered.frames_kept} "
+                             f"frames in {recovered.path}", "WARNING")
         self._device.say(f"Recording to {path}")
 
     def _record(self, pixels: NDArray[Any], started: datetime, now_s: float) -> None:
-        assert self._recording is not None
+        recording = self._recording
+        assert recording is not None
         kind, value = self._record_limit or ("", 0.0)
         if kind == "duration" and now_s - self._record_started_s >= value:
-            self._ending = asyncio.create_task(self._end_recording())
+            self._end_recording_soon()
             return
-        if self._recording.offer(pixels, started):
+        if recording.offer(pixels, started):
             self._record_accepted += 1
-        if kind == "frames" and self._record_accepted >= value:
-            self._ending = asyncio.create_task(self._end_recording())
+        if recording.failure is not None or (
+                kind == "frames" and self._record_accepted >= value):
+            self._end_recording_soon()
+
+    def _end_recording_soon(self) -> None:
+        """End the recording from a frame callback: the rest runs in the background."""
+        self._finishing.start(self._end_recording(), "end")
 
     async def _end_recording(self) -> None:
+        """Stop taking frames now; the file is finished in the background."""
         recording, self._recording = self._recording, None
+        if recording is None:
+            return
+        vector = self._device.props["RECORD_STREAM"]
+        off: dict[str, Value] = {name: SwitchState.OFF for name in vector.values()}
+        vector.set_values(off | {"RECORD_OFF": SwitchState.ON})
+        self._device.update(vector.name, PropertyState.BUSY,
+                            f"[INFO] Finishing the recording {recording.path.name}")
+        self._finishing.start(self._finish(recording), recording.path.name)
+        await self._stop_live_if_unused()
+
+    async def _finish(self, recording: SerRecording) -> None:
         try:
-            if recording is None:
-                return
-            vector = self._device.props["RECORD_STREAM"]
-            off: dict[str, Value] = {name: SwitchState.OFF for name in vector.values()}
-            vector.set_values(off | {"RECORD_OFF": SwitchState.ON})
-            try:
-                path = await recording.finish()
-            except UploadError as error:
-                self._device.alert(vector.name, f"Recording failed: {error}")
-            else:
-                skipped = (f", {recording.frames_skipped} skipped (buffer full)"
-                           if recording.frames_skipped else "")
-                self._device.update(vector.name, PropertyState.IDLE)
-                self._device.say(f"Recorded {recording.frames_written} frames to {path}{skipped}")
-            await self._stop_live_if_unused()
-        finally:
-            self._ending = None
+            result = await recording.finish()
+        except (UploadError, OSError) as error:
+            self._device.alert("RECORD_STREAM", f"Recording failed: {error}")
+            return
+        self._report(result)
+
+    def _report(self, result: RecordingResult) -> None:
+        skipped = (f", {result.frames_skipped} not recorded (buffer full or after the "
+                   "failure)" if result.frames_skipped else "")
+        if result.failure is None:
+            self._device.update("RECORD_STREAM", PropertyState.IDLE)
+            self._device.say(f"Recorded {result.frames_kept} frames to {result.path}{skipped}")
+        elif result.path is not None:
+            self._device.alert("RECORD_STREAM", f"Recording stopped: {result.failure}; the "
+                               f"{result.frames_kept} frames written before are kept in "
+                               f"{result.path}{skipped}")
+        else:
+            self._device.alert("RECORD_STREAM", f"Recording failed: {result.failure}")
 
     # ---- connection ----------------------------------------------------------------------
 
-    async def close(self) -> None:
-        """Stop streaming and recording (the recording is kept) and leave live mode."""
+    async def close(self, *, wait_for_disk: bool = True) -> None:
+        """Stop streaming and recording (the recording is kept; with wait_for_disk, until
+        its file is finished)."""
         self._streaming = False
         self._pending = None
-        if self._ending is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ending
         await self._end_recording()
-        await self._session.stop()
+        if wait_for_disk:
+            await self._finishing.wait()
         encoder, self._encoder = self._encoder, None
         if encoder is not None:
             await cancel_and_wait(encoder)

@@ -14,11 +14,12 @@ the moment the backend reported the start. `timing_cards` writes them into the F
 with the line period and the rows, so any row's time can be computed; EXPOSURE_TIMING,
 GPS_STATE and GPS_DATA show the last frame's.
 
-On the simulator it also serves SIM_TRIGGER (fire a Trig In edge), SIM_EVENTS/SIM_EVENT_LOG
-(the simulated GPIO block's signal log) and SIM_FIRMWARE (the FPGA builds from the next
-CONNECT).
+The exposure sequence asks `trigger_wait` when it starts; settings.py wraps its mode changes
+in `setting_guard`; capture.py asks `frame_timer` for each frame. GPIO, SMA and trigger mode
+changes are refused while the camera is not idle (the core's CONFIGURE rule, device.py).
 
-What it is not: not the exposure sequence (exposure.py, capture.py), not the head's layout
+What it is not: not the simulator's controls (sim_controls.py), not the exposure sequence
+(exposure.py, capture.py), not the head's layout
 (backends/gps_header.py), not the signals themselves (the camera, or backends/sim_timing.py).
 """
 
@@ -34,20 +35,19 @@ from qhy42_indi.backends.base import (
     REG_GPIO,
     REG_TRIGOUT_ENABLE,
     BackendError,
-    CameraBackend,
     Frame,
+    GpioControl,
     GpioMode,
+    Lifecycle,
+    RegisterAccess,
     SmaOutput,
     TriggerMode,
     gpio_firmware_problem,
 )
 from qhy42_indi.backends.gps_header import GpsHeader, read_frame_head
-from qhy42_indi.backends.simulator import SimulatorBackend
-from qhy42_indi.camera.capture import Capture
 from qhy42_indi.camera.device_base import Handler, PropertyDevice
 from qhy42_indi.camera.exposure import TriggerWait
 from qhy42_indi.camera.fits import Card
-from qhy42_indi.camera.settings import SensorSettings
 from qhy42_indi.indi.messages import NewVector, PropertyState, SwitchState
 from qhy42_indi.indi.properties import PropertyVector, Value
 
@@ -143,16 +143,15 @@ def _chosen(proposed: dict[str, Value]) -> str:
 
 
 class Timing:
-    def __init__(self, device: PropertyDevice, backend: CameraBackend,
-                 settings: SensorSettings, capture: Capture) -> None:
+    def __init__(self, device: PropertyDevice, camera: Lifecycle, gpio: GpioControl,
+                 registers: RegisterAccess) -> None:
         self._device = device
-        self._backend = backend
-        self._exposures = capture.exposures
+        self._camera = camera
+        self._backend = gpio
+        self._registers = registers
         self.firmware_problem: str | None = None  # FPGA too old for REG39/REG142
         self.gpio_problem: str | None = None  # why the GPIO registers cannot be used
         self._initialising = False
-        settings.setting_guard = self.setting_guard
-        capture.frame_timer = self.frame_timer
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -161,9 +160,6 @@ class Timing:
             "TRIGOUT_ENABLE": self._on_trigout_enable,
             "TRIGGER_MODE": self._on_trigger_mode,
             "TRIGGER_TIMEOUT": self._on_trigger_timeout,
-            "SIM_TRIGGER": self._on_sim_trigger,
-            "SIM_EVENTS": self._on_sim_events,
-            "SIM_FIRMWARE": self._on_sim_firmware,
         }
 
     # ---- connect -------------------------------------------------------------------------
@@ -171,14 +167,12 @@ class Timing:
     async def open(self) -> None:
         """At CONNECT, before the camera is set up: hold the TrigOut pulse off."""
         self._initialising = True
-        info = await self._backend.sensor_info()
+        info = await self._camera.sensor_info()
         self.firmware_problem = gpio_firmware_problem(info.fpga_versions)
         self.gpio_problem = self.firmware_problem
         props = self._device.props
         props["FIRMWARE_INFO"].state = (PropertyState.ALERT if self.firmware_problem
                                         else PropertyState.OK)
-        if isinstance(self._backend, SimulatorBackend):
-            props["SIM_FIRMWARE"].set_values({"FPGA": ", ".join(self._backend.fpga_versions)})
         if self.gpio_problem is None:
             try:
                 await self._backend.set_trigout_enabled(False)
@@ -194,7 +188,6 @@ class Timing:
         finally:
             self._initialising = False
             self._show_gps(self._gps_mode_on())
-            self._follow_trigger()
         await self._publish_line_period()
         await self._publish_registers()
         if self.firmware_problem is not None:
@@ -234,7 +227,6 @@ class Timing:
         mode = GPIO_SWITCHES[_chosen(proposed)]
         if await self._change_port(vector, proposed, lambda: self._backend.set_gpio_mode(mode)):
             self._show_gps(self._gps_mode_on())
-            self._follow_trigger()
 
     async def _on_sma_output(
         self, vector: PropertyVector, proposed: dict[str, Value], message: NewVector
@@ -247,7 +239,7 @@ class Timing:
         """A GPIO or SMA mode change, with TrigOut held off around it."""
         if self._initialising:  # saved configuration: applied in init_done
             return self._store(vector, proposed)
-        if not self._gpio_usable(vector.name) or not self._idle(vector.name):
+        if not self._gpio_usable(vector.name):
             return False
         async with self._trigout_held_off():
             done = await self._call(vector.name, setter())
@@ -271,18 +263,14 @@ class Timing:
         self, vector: PropertyVector, proposed: dict[str, Value], message: NewVector
     ) -> None:
         mode = TRIGGER_SWITCHES[_chosen(proposed)]
-        if self._initialising:
-            self._store(vector, proposed)
-        elif self._idle(vector.name) and await self._call(
+        if self._initialising or await self._call(
                 vector.name, self._backend.set_trigger_mode(mode)):
             self._store(vector, proposed)
-            self._follow_trigger()
 
     async def _on_trigger_timeout(
         self, vector: PropertyVector, proposed: dict[str, Value], message: NewVector
     ) -> None:
         self._store(vector, proposed)
-        self._follow_trigger()
 
     # ---- the TrigOut pulse around mode changes -------------------------------------------
 
@@ -359,58 +347,6 @@ class Timing:
             "LONGITUDE": f"{gps.longitude_deg:.6f}"})
         self._device.update("GPS_DATA", state)
 
-    # ---- the simulator -------------------------------------------------------------------
-
-    async def _on_sim_trigger(
-        self, vector: PropertyVector, proposed: dict[str, Value], message: NewVector
-    ) -> None:
-        vector.set_values({"FIRE": SwitchState.OFF})
-        simulator = self._simulator(vector.name)
-        if simulator is None:
-            return
-        try:
-            started = simulator.fire_trigger_in()
-        except BackendError as error:
-            self._device.alert(vector.name, str(error))
-            return
-        self._device.update(vector.name, PropertyState.OK,
-                            "Trig In edge started the armed exposure" if started
-                            else "Trig In edge ignored: no exposure armed")
-
-    async def _on_sim_events(
-        self, vector: PropertyVector, proposed: dict[str, Value], message: NewVector
-    ) -> None:
-        vector.set_values({"FETCH": SwitchState.OFF, "CLEAR": SwitchState.OFF})
-        simulator = self._simulator(vector.name)
-        if simulator is None:
-            return
-        if proposed.get("CLEAR") is SwitchState.ON:
-            simulator.clear_events()
-        text = "\n".join(event.to_text() for event in simulator.events())
-        log_vector = self._device.props["SIM_EVENT_LOG"]
-        log_vector.set_values({"EVENTS": text})
-        self._device.update("SIM_EVENT_LOG", PropertyState.OK)
-        log_vector.set_values({"EVENTS": ""})  # sent to who asked; not in every definition
-        self._device.update(vector.name, PropertyState.OK)
-
-    async def _on_sim_firmware(
-        self, vector: PropertyVector, proposed: dict[str, Value], message: NewVector
-    ) -> None:
-        simulator = self._simulator(vector.name)
-        if simulator is None:
-            return
-        versions = tuple(v.strip() for v in str(proposed["FPGA"]).split(",") if v.strip())
-        simulator.set_fpga_versions(versions)
-        vector.set_values({"FPGA": ", ".join(versions)})
-        self._device.update(vector.name, PropertyState.OK,
-                            "The simulated camera runs these FPGA builds from the next CONNECT")
-
-    def _simulator(self, name: str) -> SimulatorBackend | None:
-        if isinstance(self._backend, SimulatorBackend):
-            return self._backend
-        self._device.alert(name, "Only the simulator has this control")
-        return None
-
     # ---- helpers -------------------------------------------------------------------------
 
     def _trigger_mode(self) -> TriggerMode:
@@ -425,15 +361,16 @@ class Timing:
     def _trigout_wanted(self) -> bool:
         return self._device.props["TRIGOUT_ENABLE"].is_on("INDI_ENABLED")
 
-    def _follow_trigger(self) -> None:
-        """Tell the exposure sequence whether (and how long) exposures wait for a trigger."""
+    def trigger_wait(self) -> TriggerWait | None:
+        """Whether (and how long) exposures wait for a trigger: the exposure sequence asks
+        when it starts."""
         timeout_s = float(self._device.props["TRIGGER_TIMEOUT"].value("TIMEOUT")) or None
         reason = None
         if self._trigger_mode() is TriggerMode.HARDWARE:
             reason = WAITING_FOR_TRIGGER
         elif self.gpio_problem is None and self._gpio_mode() is GpioMode.SYNC_SLAVE:
             reason = WAITING_FOR_MASTER
-        self._exposures.trigger = None if reason is None else TriggerWait(reason, timeout_s)
+        return None if reason is None else TriggerWait(reason, timeout_s)
 
     def _show_gps(self, shown: bool) -> None:
         if shown:
@@ -447,12 +384,6 @@ class Timing:
         if self.gpio_problem is None:
             return True
         self._device.alert(name, self.gpio_problem)
-        return False
-
-    def _idle(self, name: str) -> bool:
-        if not self._exposures.busy:
-            return True
-        self._device.alert(name, "Not while an exposure runs: abort it first")
         return False
 
     def _store(self, vector: PropertyVector, proposed: dict[str, Value]) -> bool:
@@ -470,15 +401,15 @@ class Timing:
 
     async def _publish_line_period(self) -> None:
         with contextlib.suppress(BackendError):
-            settings = await self._backend.settings()
+            settings = await self._camera.settings()
             self._device.props["LINE_PERIOD"].set_values({"PERIOD": settings.line_period_us})
             self._device.update("LINE_PERIOD", PropertyState.OK)
 
     async def _publish_registers(self) -> None:
         with contextlib.suppress(BackendError):
             values: dict[str, Value] = {
-                "REG39": await self._backend.read_register(REG_GPIO),
-                      "REG142": await self._backend.read_register(REG_TRIGOUT_ENABLE)}
+                "REG39": await self._registers.read_register(REG_GPIO),
+                "REG142": await self._registers.read_register(REG_TRIGOUT_ENABLE)}
             self._device.props["GPIO_REGISTERS"].set_values(values)
             self._device.update("GPIO_REGISTERS", PropertyState.OK)
 

@@ -212,9 +212,11 @@ async def test_the_saved_device_configuration_wins_over_the_defaults(tmp_path: P
             await answered(client, "CCD_GAIN", start)
             start = await set_switch(client, "CONFIG_PROCESS", "CONFIG_SAVE")
             await answered(client, "CONFIG_PROCESS", start)
-            start = await set_switch(client, "CONNECTION", "DISCONNECT")
-            await answered(client, "CONNECTION", start)
-            start = await set_switch(client, "CONNECTION", "CONNECT")
+    # The defaults apply at the first CONNECT of a daemon's life: the next start's.
+    with daemon("--config", str(config), home=home) as proc:
+        async with IndiClient.connect(HOST, proc.port) as client:
+            start = len(client.received)
+            await connect_camera(client)
             await client.wait_for(lambda m: is_set("CCD_OFFSET")(m)
                                   and number(m, "OFFSET") == 33, start=start)
             await logged(proc, "CCD_OFFSET: the saved configuration's value kept over "
