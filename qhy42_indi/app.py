@@ -38,14 +38,14 @@ log = logging.getLogger(__name__)
 def build_hub(config: Config) -> Hub:
     """The hub with the configured camera devices on it."""
     hub = Hub()
-    # issue 7: real cameras through libqhyccd (`sdk`, or `auto` when one answers)
+    # Real cameras through libqhyccd (`sdk`, or `auto` when one answers)
     sdk = sdk_cameras(config.camera.backend)
     if sdk is not None:
         names = sdk.names(config.camera.device_name, default_device_name("QHY42PRO"))
         for name, sdk_backend in zip(names, sdk.backends, strict=True):
             hub.add_device(Qhy42Device(name, sdk_backend))
         return hub
-    # issue 5: one sync cable and clock for all simulated cameras (a master triggers slaves)
+    # One sync cable and clock for all simulated cameras (a master triggers slaves)
     sync = CameraSync(config.camera.time_scale)
     for index in range(config.camera.simulators):
         serial = f"SIM{index + 1:02d}"

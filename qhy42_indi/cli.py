@@ -173,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def list_cameras() -> int:
-    """`qhy42-indi list`: the QHYCCD devices on USB and whether libqhyccd is found (issue 7)."""
+    """`qhy42-indi list`: the QHYCCD devices on USB and whether libqhyccd is found."""
     from qhy42_indi.backends.sdk_bindings import find_library
     from qhy42_indi.backends.usb import UsbUnavailable, format_listing
     from qhy42_indi.backends.usb import list_cameras as usb_cameras

@@ -9,7 +9,7 @@ camera serial (which fixes hot pixels and the star field), the environment and t
 
 What it is not: not the sensor physics (sensor_model.py, renderer.py), not the cooler physics
 (thermal.py), not the live-mode rules (live.py: frame cadence, numbering, burst, IDLE),
-not the GPIO, trigger, GPS-BOX and sync models (sim_timing.py, issue 5). Registers are stored;
+not the GPIO, trigger, GPS-BOX and sync models (sim_timing.py). Registers are stored;
 REG39/REG142 drive the simulated GPIO block as they drive the camera's FPGA.
 
 Time: exposures and the thermal model run on model time, wall time multiplied by `time_scale`.
@@ -103,7 +103,7 @@ class SimulatorOptions:
     # Frames ready the moment the exposure ends: no rolling readout or USB time. The camera
     # is not like that; indi_simulator_ccd is, so benchmarks against it can compare paths.
     instant_readout: bool = False
-    # issue 5: the FPGA builds (older than the datasheet's: no GPIO, TrigOut or GPS-BOX), the
+    # The FPGA builds (older than the datasheet's: no GPIO, TrigOut or GPS-BOX), the
     # GPS-BOX's time to lock (camera seconds), and the sync cable and clock shared with the
     # other simulated cameras of the daemon (None: a cable of its own).
     fpga_versions: tuple[str, ...] = ("FPGA_V20191118", "MAX10_V20191120")
@@ -145,7 +145,7 @@ class SimulatorBackend(CameraBackend, SimulatorControls):
             raise ValueError("time_scale must be positive")
         self._camera_id = f"QHY42PRO-{self.options.camera_serial}"
         self._scene = self.options.scene
-        self._sync = self.options.sync or CameraSync(self.options.time_scale)  # issue 5
+        self._sync = self.options.sync or CameraSync(self.options.time_scale)
         if self._sync.clock.time_scale != self.options.time_scale:
             raise ValueError("a shared CameraSync must run at the simulator's time_scale")
         self._clock = self._sync.clock
@@ -161,8 +161,8 @@ class SimulatorBackend(CameraBackend, SimulatorControls):
         self._gone = False
         self._fpga_versions = self.options.fpga_versions
         self._info = _sensor_info(self._camera_id, self._fpga_versions)
-        self._live = SimulatedLive(self.model_time_s, self.options.time_scale)  # issue 6
-        # issue 5: the GPIO block (REG39/REG142, waveforms, GPS-BOX) and the trigger
+        self._live = SimulatedLive(self.model_time_s, self.options.time_scale)
+        # The GPIO block (REG39/REG142, waveforms, GPS-BOX) and the trigger
         self._gpio = GpioBlock(self._camera_id, self._clock, self._registers,
                                self.options.gps_lock_after_s)
         self._trigger_mode = TriggerMode.SOFTWARE
@@ -399,7 +399,7 @@ class SimulatorBackend(CameraBackend, SimulatorControls):
 
     def _frame(self, exposure: _Exposure, pixels: Pixels, temperature_c: float) -> Frame:
         settings = exposure.settings
-        # issue 5: the frame's waveform edges, and the GPS head in GPS-BOX mode
+        # The frame's waveform edges, and the GPS head in GPS-BOX mode
         self._gpio.frame_read(exposure.start, exposure.end_model_s - exposure.start.exposure_s,
                               settings.roi.height, pixels)
         return Frame(
@@ -471,9 +471,9 @@ class SimulatorBackend(CameraBackend, SimulatorControls):
         self._check_open()
         check_register_access(address, value)
         self._registers[address] = value
-        self._gpio.register_written(address, value)  # issue 5: the FPGA acts on REG39/REG142
+        self._gpio.register_written(address, value)  # the FPGA acts on REG39/REG142
 
-    # ---- triggers, GPIO and exposure timing (issue 5; the signals: sim_timing.py)
+    # ---- triggers, GPIO and exposure timing (the signals: sim_timing.py)
 
     async def gpio_config(self) -> GpioConfig:
         self._check_open()
@@ -671,7 +671,7 @@ class SimulatorBackend(CameraBackend, SimulatorControls):
         if changed:
             self._gpio.mode_changed("+".join(changed))
 
-    # ---- live video and burst (issue 6; the camera's rules are modelled in live.py)
+    # ---- live video and burst (the camera's rules are modelled in live.py)
 
     async def begin_live(self, exposure_s: float) -> LiveStart:
         self._current_idle()  # no single exposure pending, not live already
@@ -833,14 +833,14 @@ class SimulatorBackend(CameraBackend, SimulatorControls):
             raise CameraBusy("live mode is running: stop the video stream first")
         if self._exposure is not None and not self._exposure.aborted.is_set():
             raise CameraBusy("an exposure is pending: read its frame or abort it first")
-        if self._armed is not None and self._armed.start is None:  # issue 5
+        if self._armed is not None and self._armed.start is None:
             raise CameraBusy("an exposure is armed, waiting for its trigger: abort it first")
         return current
 
     def _apply(self, settings: CaptureSettings) -> CaptureSettings:
         previous, self._settings = self._settings, settings
         if previous is not None:
-            self._note_mode_change(previous, settings)  # issue 5
+            self._note_mode_change(previous, settings)
         return settings
 
     def _thermal_model(self) -> ThermalModel:

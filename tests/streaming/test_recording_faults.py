@@ -9,9 +9,7 @@ Mounting needs root (CI runs as root); without it, or where mount fails, those t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
-import os
 import signal
 import subprocess
 import sys
@@ -31,6 +29,7 @@ from qhy42_indi.camera.recording import (
 )
 from qhy42_indi.camera.ser import HEADER_BYTES, SerWriter, read_ser, read_ser_header, ser_ticks
 from qhy42_indi.camera.upload import UploadError
+from tests.support.tmpfs import tmpfs
 
 REPO = Path(__file__).resolve().parents[2]
 START = datetime(2026, 3, 1, 21, 30, 15, 123456, tzinfo=UTC)
@@ -52,24 +51,6 @@ def frame_bytes(shape: tuple[int, int]) -> int:
 
 
 # ---- a small disk of our own ------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def tmpfs(mount_point: Path, options: str = "size=2m") -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs for a real full disk needs root")
-    mount_point.mkdir(exist_ok=True)
-    try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount_point)],
-                              capture_output=True, text=True, timeout=30)
-    except OSError as error:
-        pytest.skip(f"cannot run mount: {error}")
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip() or done.returncode}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", str(mount_point)], check=True, timeout=30)
 
 
 @pytest.fixture
