@@ -15,7 +15,7 @@ import signal
 from collections.abc import Callable
 from types import TracebackType
 
-from qhy42_indi.backends.sdk_setup import sdk_cameras
+from qhy42_indi.backends.sdk_setup import SdkCameras, sdk_cameras_async
 from qhy42_indi.backends.sim_timing import CameraSync
 from qhy42_indi.backends.simulator import SimulatorBackend, SimulatorOptions
 from qhy42_indi.camera.device import Qhy42Device, default_device_name
@@ -35,11 +35,15 @@ from qhy42_indi.telemetry.mqtt import MqttTelemetry
 log = logging.getLogger(__name__)
 
 
-def build_hub(config: Config) -> Hub:
-    """The hub with the configured camera devices on it."""
+async def build_hub(config: Config) -> Hub:
+    """The hub with the configured camera devices on it: the real cameras that answer
+    through libqhyccd (`sdk`, or `auto` when one answers; the SDK starts off the event loop),
+    else the simulated ones."""
+    return hub_for(config, await sdk_cameras_async(config.camera.backend))
+
+
+def hub_for(config: Config, sdk: SdkCameras | None) -> Hub:
     hub = Hub()
-    # Real cameras through libqhyccd (`sdk`, or `auto` when one answers)
-    sdk = sdk_cameras(config.camera.backend)
     if sdk is not None:
         names = sdk.names(config.camera.device_name, default_device_name("QHY42PRO"))
         for name, sdk_backend in zip(names, sdk.backends, strict=True):
@@ -113,7 +117,7 @@ def setpoint_reader(hub: Hub) -> Callable[[str], float | None]:
 async def serve_tcp(config: Config) -> None:
     notifier = Notifier.from_environment()
     with StopSignals() as stop:  # before anything listens: a signal during start-up counts
-        hub = build_hub(config)
+        hub = await build_hub(config)
         beside = Beside(hub, config)
         beside.start()
         limits = queue_limits(config)
@@ -158,7 +162,7 @@ async def serve_tcp(config: Config) -> None:
 
 async def serve_stdio(config: Config) -> None:
     with StopSignals() as stop:
-        hub = build_hub(config)
+        hub = await build_hub(config)
         beside = Beside(hub, config)
         beside.start()
         session = asyncio.create_task(run_stdio_session(hub))

@@ -28,6 +28,13 @@ The SDK's rules, as reference/qhy-sdk-and-drivers.md section 1 gives them:
 - Cooling: the host keeps the mode (the SDK has no getter); in AUTO every reading first
   renews the target with ControlQHYCCDTemp (the SDK wants it about every second, and the
   QHY42PRO reports a fresh CURPWM only right after it).
+- A call that never returns (sdk_thread.py): the job's caller, and every later caller until
+  the call returns, gets CameraNotAnswering (a CameraGone). Each job has a kind (the job, or
+  the function or control it sets); at most one of a kind waits behind a stuck call. Reads
+  (cooler reading, humidity, a register, a live poll) are shared by whoever asks meanwhile;
+  other kinds are refused (SdkBusy) while one of theirs waits. open() waits for a stuck call
+  to return instead of queueing behind it; close() leaves a close job behind it, which
+  closes whatever handle exists once the call returns (even one a stuck open produced).
 
 What it is not: no INDI, and not the USB bus (usb.py) or reconnection policy (hotplug.py).
 Hardware-triggered exposures (arm_exposure, wait_for_trigger) raise SdkNotSupported: the SDK
@@ -108,7 +115,7 @@ from qhy42_indi.backends.sdk_bindings import (
     QhyLibrary,
     load_library,
 )
-from qhy42_indi.backends.sdk_thread import SdkThread, SdkTimeout
+from qhy42_indi.backends.sdk_thread import DEFAULT_TIMEOUT_S, CameraNotAnswering, SdkThread
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +128,8 @@ TEMPERATURE_PLAUSIBLE_C = 100.0  # INDI: a reading above this is invalid
 READOUT_QUIET_S = 2.0
 FRAME_TIMEOUT_MARGIN_S = 5.0
 OPEN_TIMEOUT_S = 120.0  # InitQHYCCD alone takes about 2 s on a QHY42PRO
+CLOSE_TIMEOUT_S = 10.0
+ANSWER_WAIT_S = 300.0  # how long an open waits for a stuck call to return
 LIVE_POLL_S = 0.005  # GetQHYCCDLiveFrame does not block (ref 1.8): INDI polls every 1 ms
 LIVE_SILENCE_CHECK_S = 1.0  # no live frame for this long: is the camera still there?
 BURST_SETTLE_S = 0.3  # EZCAP's pause between SetQHYCCDBurstIDLE and the release (ref 1.10)
@@ -151,7 +160,7 @@ class SdkRuntime:
 
     def __init__(self, library: QhyLibrary, thread: SdkThread | None = None) -> None:
         self.library = library
-        self.thread = thread or SdkThread()
+        self.thread = thread or SdkThread(activity=lambda: library.calling)
         self._started = False
         self.sdk_version = ""
 
@@ -165,11 +174,19 @@ class SdkRuntime:
         return self._started
 
     def start(self) -> None:
-        """Start the SDK thread and initialise the SDK on it (blocks: call before serving)."""
+        """Start the SDK thread and initialise the SDK on it (blocks: not on the loop)."""
         if self._started:
             return
         self.thread.start()
         self.thread.run_sync(self._sdk_start)
+        self._started = True
+
+    async def start_async(self) -> None:
+        """The same, for the event loop: InitQHYCCDResource runs while the loop goes on."""
+        if self._started:
+            return
+        self.thread.start()
+        await self.thread.run(self._sdk_start)
         self._started = True
 
     def stop(self) -> None:
@@ -187,7 +204,7 @@ class SdkRuntime:
         return self.thread.run_sync(self.sdk_qhy42_ids)
 
     async def camera_ids_async(self) -> list[str]:
-        return await self.thread.run(self.sdk_qhy42_ids)
+        return await self.thread.run(self.sdk_qhy42_ids, kind="scan", share=True)
 
     # jobs (SDK thread)
 
@@ -290,16 +307,29 @@ class _Opened:
 
 
 class SdkBackend(CameraBackend):
-    """One QHY42PRO through libqhyccd. See the module docstring."""
+    """One QHY42PRO through libqhyccd. See the module docstring.
 
-    def __init__(self, runtime: SdkRuntime, camera_id: str | None = None) -> None:
+    Timeouts: `call_timeout_s` for ordinary jobs, `open_timeout_s` for open and the re-init
+    sequences, `answer_wait_s` for how long open() waits for a stuck call to return (tests
+    shorten them). A job that outlives its timeout makes the camera CameraNotAnswering (a
+    CameraGone) until the stuck call returns; see sdk_thread.py.
+    """
+
+    def __init__(self, runtime: SdkRuntime, camera_id: str | None = None, *,
+                 call_timeout_s: float = DEFAULT_TIMEOUT_S,
+                 open_timeout_s: float = OPEN_TIMEOUT_S,
+                 answer_wait_s: float = ANSWER_WAIT_S) -> None:
         self._runtime = runtime
+        self.call_timeout_s = call_timeout_s
+        self.open_timeout_s = open_timeout_s
+        self.answer_wait_s = answer_wait_s
         self._lib = runtime.library
         self._thread = runtime.thread
         self._wanted_id = camera_id
         self._camera_id = camera_id
         self._handle: int | None = None
         self._gone = False
+        self._not_answering: str | None = None  # why it is gone, when an SDK call hung
         self._info: SensorInfo | None = None
         self._modes: tuple[ReadMode, ...] = ()
         self._settings: CaptureSettings | None = None
@@ -333,12 +363,14 @@ class SdkBackend(CameraBackend):
         return self._handle is not None and self._settings is not None
 
     async def open(self) -> None:
+        """Open the camera. While an SDK call is stuck this waits (up to answer_wait_s,
+        cancellable) for it to return rather than queue an OpenQHYCCD behind it."""
         if self.is_open and not self._gone:
             return
         self._end_host_state()
-        opened = await self._run(self._sdk_open, timeout_s=OPEN_TIMEOUT_S)
+        await self._thread.wait_until_answering(self.answer_wait_s)
+        opened = await self._run(self._sdk_open, timeout_s=self.open_timeout_s)
         self._camera_id = opened.camera_id
-        self._handle = opened.handle
         self._modes = opened.modes
         self._info = opened.info
         self._named = opened.named_controls
@@ -351,18 +383,28 @@ class SdkBackend(CameraBackend):
         self._trigger_mode = TriggerMode.SOFTWARE
         self._gps_on = False
         self._gone = False
+        self._not_answering = None
         log.info("opened %s (%s), SDK %s", opened.camera_id, self._lib.path,
                  opened.info.sdk_version)
 
     async def close(self) -> None:
+        """Forget the camera and close its handle. The handle is the SDK thread's: a close
+        job closes whatever handle exists when it runs, so a stuck call that returns later
+        (even a stuck open) leaves none behind. While a call is stuck the close waits behind
+        it and this returns at once."""
         self._end_host_state()
-        if self._handle is not None:
-            with contextlib.suppress(BackendError):
-                await self._thread.run(self._sdk_close, timeout_s=10.0)
-        self._handle = None
         self._settings = None
         self._info = None
-        self._buffer = None
+        self._buffer = None  # a job still reading into it holds its own reference
+        try:
+            closed = self._thread.defer(self._sdk_close, kind=_job_kind(self._sdk_close, ()),
+                                        timeout_s=CLOSE_TIMEOUT_S)
+        except BackendError:
+            return  # the SDK thread has stopped: the SDK released every handle
+        if self._thread.answering:
+            with contextlib.suppress(BackendError, TimeoutError):
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await asyncio.shield(asyncio.wrap_future(closed))
 
     def _end_host_state(self) -> None:
         if self._exposure is not None:
@@ -390,7 +432,7 @@ class SdkBackend(CameraBackend):
         self._check_open()
         if not self._lib.has("GetQHYCCDHumidity"):
             return None
-        humidity: float | None = await self._run(self._sdk_humidity)
+        humidity: float | None = await self._run(self._sdk_humidity, share=True)
         return humidity
 
     # ---- capture settings
@@ -403,7 +445,7 @@ class SdkBackend(CameraBackend):
         roi = align_roi(self._requested_roi, mode, current.bin_x, current.bin_y)
         wanted = replace(current, read_mode=mode, roi=roi)
         return self._store(await self._run(self._sdk_reinit, wanted, STREAM_SINGLE,
-                                           timeout_s=OPEN_TIMEOUT_S))
+                                           timeout_s=self.open_timeout_s))
 
     async def set_gain(self, gain: int) -> CaptureSettings:
         current = await self._set_control("gain", ControlId.GAIN, gain, self._sensor().gain)
@@ -451,7 +493,7 @@ class SdkBackend(CameraBackend):
             return current
         wanted = replace(current, bit_depth=bits)
         return self._store(await self._run(self._sdk_reinit, wanted, STREAM_SINGLE,
-                                           timeout_s=OPEN_TIMEOUT_S))
+                                           timeout_s=self.open_timeout_s))
 
     async def set_amp_glow_suppression(self, enabled: bool) -> CaptureSettings:
         current = self._current()
@@ -588,8 +630,9 @@ class SdkBackend(CameraBackend):
         if cooler.last is not None and self._in_readout_window():
             return replace(cooler.last, mode=cooler.mode, target_temperature_c=cooler.target_c,
                            heater=cooler.heater)
+        # shared: the cooler polls after a hang wait behind it as one reading, not many
         temperature_c, pwm = await self._run(self._sdk_cooler_reading, cooler.mode,
-                                             cooler.target_c)
+                                             cooler.target_c, share=True)
         if cooler.mode is CoolerMode.MANUAL:
             pwm = cooler.pwm  # what the host set; CURPWM may read 0 (ref 1.9)
         cooler.last = CoolerState(
@@ -627,7 +670,8 @@ class SdkBackend(CameraBackend):
         check_register_access(address)
         if not self._lib.has("QHYCCDVendRequestRead"):
             return self._registers[address]  # no read path: what was last written
-        value: int = await self._run(self._sdk_read_register, address)
+        value: int = await self._run(self._sdk_read_register, address,
+                                     kind=f"read register {address}", share=True)
         self._registers[address] = value
         return value
 
@@ -692,7 +736,7 @@ class SdkBackend(CameraBackend):
         settings = self._current_idle()
         self._check_exposure_s(exposure_s)
         applied, actual_s = await self._run(self._sdk_begin_live, settings, exposure_s,
-                                            timeout_s=OPEN_TIMEOUT_S)
+                                            timeout_s=self.open_timeout_s)
         self._store(applied)
         start = self._live_start(applied, actual_s)
         live = _Live(live=True, exposure_s=start.exposure_s, interval_s=start.frame_interval_s,
@@ -716,7 +760,7 @@ class SdkBackend(CameraBackend):
             return
         self._live.live = False
         self._live.ended.set()
-        self._store(await self._run(self._sdk_stop_live, settings, timeout_s=OPEN_TIMEOUT_S))
+        self._store(await self._run(self._sdk_stop_live, settings, timeout_s=self.open_timeout_s))
 
     async def read_live_frame(self) -> LiveFrame:
         self._current_live()
@@ -734,7 +778,7 @@ class SdkBackend(CameraBackend):
                     self._check_open()
                     raise NotLive("live mode ended")
                 settings = self._current()
-                got = await self._run(self._sdk_poll_live, settings)
+                got = await self._run(self._sdk_poll_live, settings, share=True)
                 if got is not None:
                     return self._live_frame(got, settings)
                 if time.monotonic() - silent_since > max(LIVE_SILENCE_CHECK_S,
@@ -854,6 +898,8 @@ class SdkBackend(CameraBackend):
     # ---- checks (event loop)
 
     def _check_open(self) -> None:
+        if self._gone and self._not_answering is not None:
+            raise CameraNotAnswering(self._not_answering)
         if self._gone:
             raise CameraGone(f"{self._camera_id or MODEL} is not connected")
         if not self.is_open:
@@ -907,14 +953,19 @@ class SdkBackend(CameraBackend):
         if not self._lib.has(function):
             raise SdkNotSupported(f"{what} needs {function}, which {self._lib.path} lacks")
 
-    async def _run(self, job: Callable[..., Any], *args: Any, timeout_s: float = 30.0) -> Any:
-        """Run a job on the SDK thread; an SDK that stops answering counts as a lost camera."""
+    async def _run(self, job: Callable[..., Any], *args: Any, kind: str | None = None,
+                   share: bool = False, timeout_s: float | None = None) -> Any:
+        """Run a job on the SDK thread; an SDK that stops answering counts as a lost camera.
+        Jobs of one kind do not queue twice (sdk_thread.py): by default the kind is the job,
+        or the SDK function or control it sets."""
         try:
-            return await self._thread.run(job, *args, timeout_s=timeout_s)
-        except SdkTimeout as error:
+            return await self._thread.run(job, *args, kind=kind or _job_kind(job, args),
+                                          share=share,
+                                          timeout_s=timeout_s or self.call_timeout_s)
+        except CameraNotAnswering as error:
             self._gone = True
-            raise CameraGone(f"{self._camera_id or MODEL} stopped answering: {error}") \
-                from error
+            self._not_answering = str(error)
+            raise
 
     # ---- jobs (SDK thread only) ----------------------------------------------------------
 
@@ -1347,6 +1398,17 @@ def _fpga_version(name: str, raw: bytes) -> str:
     if year <= 99 and 1 <= month <= 12 and 1 <= day <= 31:
         return f"{name}_V20{year:02d}{month:02d}{day:02d}"
     return f"{name}_0x{raw.hex()}"
+
+
+def _job_kind(job: Callable[..., Any], args: tuple[Any, ...]) -> str:
+    """A job's kind: the generic jobs are told apart by the function or control they set,
+    so that setting the gain does not count as a second offset change."""
+    name = str(getattr(job, "__name__", repr(job)))
+    if name == "_sdk_call" and args:
+        return str(args[0])
+    if name == "_sdk_set_param" and args:
+        return f"SetQHYCCDParam({_control_name(args[0])})"
+    return name.removeprefix("_sdk_").replace("_", " ")  # "cooler reading", "open"
 
 
 def _control_name(control: int) -> str:

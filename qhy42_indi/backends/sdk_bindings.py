@@ -231,6 +231,7 @@ class QhyLibrary:
                 f"too old for the QHY42PRO; {INSTALL_ADVICE}"
             )
         self.cdll = cdll
+        self.calling: str | None = None  # the function in progress, to name a hung call
 
     def has(self, name: str) -> bool:
         return name in self._functions
@@ -241,7 +242,12 @@ class QhyLibrary:
 
     def __call__(self, name: str, *args: Any) -> Any:
         """Call an SDK function by name (KeyError if this build lacks an optional one)."""
-        return self._functions[name](*args)
+        function = self._functions[name]
+        self.calling = name
+        try:
+            return function(*args)
+        finally:
+            self.calling = None
 
 
 def load_library(path: str | None = None) -> QhyLibrary:

@@ -8,21 +8,31 @@ What it is for: app.py asks `sdk_cameras(choice)` which cameras the SDK backend 
   serves) and a log line says why.
 - `simulator`: None.
 
-The SDK is initialised here, before the daemon serves (a short blocking start-up step), and
-released when the process exits (on the SDK thread, as every call).
+The SDK is initialised here, before the daemon serves, and released when the process exits
+(on the SDK thread, as every call). `sdk_cameras_async` is the one for the event loop: it
+keeps InitQHYCCDResource and the scan off the loop; `sdk_cameras` blocks its caller while
+they run.
+
+$QHY42_SDK_CALL_TIMEOUT_S, when set, is how long an ordinary SDK job may take before the
+camera counts as not answering (default 30 s; tests shorten it).
 
 What it is not: the backend (qhysdk.py) or the USB view of the bus (usb.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import logging
+import os
 from dataclasses import dataclass
 
 from qhy42_indi.backends.base import BackendError
 from qhy42_indi.backends.qhysdk import MODEL, SdkBackend, SdkRuntime
 from qhy42_indi.backends.sdk_bindings import SdkLibraryMissing
+from qhy42_indi.backends.sdk_thread import DEFAULT_TIMEOUT_S
+
+CALL_TIMEOUT_ENV = "QHY42_SDK_CALL_TIMEOUT_S"
 
 log = logging.getLogger(__name__)
 
@@ -47,29 +57,72 @@ class SdkCameras:
 
 
 def sdk_cameras(choice: str, library_path: str | None = None) -> SdkCameras | None:
-    """The SDK cameras to serve for a --backend choice, or None for the simulator."""
+    """The SDK cameras to serve for a --backend choice, or None for the simulator. Blocks
+    while the SDK starts: for code outside the event loop (use sdk_cameras_async there)."""
     if choice not in ("auto", "sdk"):
         return None
-    try:
-        runtime = SdkRuntime.load(library_path)
-    except SdkLibraryMissing as error:
-        if choice == "sdk":
-            raise SdkLibraryMissing(f"--backend sdk: {error}") from error
-        log.info("libqhyccd is not available (%s): using the simulator", error)
+    runtime = _load(choice, library_path)
+    if runtime is None:
         return None
     try:
         runtime.start()
         ids = runtime.camera_ids()
     except BackendError as error:
         runtime.stop()
-        if choice == "sdk":
-            raise BackendError(f"--backend sdk: libqhyccd ({runtime.library.path}) did not "
-                               f"start: {error}") from error
-        log.warning("libqhyccd (%s) did not start (%s): using the simulator",
-                    runtime.library.path, error)
+        _not_started(choice, runtime, error)
         return None
-    if not ids and choice == "auto":
+    cameras = _cameras(choice, runtime, ids)
+    if cameras is None:
         runtime.stop()
+    return cameras
+
+
+async def sdk_cameras_async(choice: str,
+                            library_path: str | None = None) -> SdkCameras | None:
+    """The same for the daemon's async start-up: loading libqhyccd, InitQHYCCDResource and
+    the scan run off the event loop (the scan and init on the SDK thread), so signals and
+    everything else on the loop go on meanwhile, and a hung init fails after its timeout."""
+    if choice not in ("auto", "sdk"):
+        return None
+    runtime = await asyncio.to_thread(_load, choice, library_path)
+    if runtime is None:
+        return None
+    try:
+        await runtime.start_async()
+        ids = await runtime.camera_ids_async()
+    except BackendError as error:
+        await asyncio.to_thread(runtime.stop)
+        _not_started(choice, runtime, error)
+        return None
+    cameras = _cameras(choice, runtime, ids)
+    if cameras is None:
+        await asyncio.to_thread(runtime.stop)
+    return cameras
+
+
+def _load(choice: str, library_path: str | None) -> SdkRuntime | None:
+    try:
+        return SdkRuntime.load(library_path)
+    except SdkLibraryMissing as error:
+        if choice == "sdk":
+            raise SdkLibraryMissing(f"--backend sdk: {error}") from error
+        log.info("libqhyccd is not available (%s): using the simulator", error)
+        return None
+
+
+def _not_started(choice: str, runtime: SdkRuntime, error: BackendError) -> None:
+    """The SDK did not start (the runtime is stopped): an error for `sdk`, else a log line
+    (the simulator serves)."""
+    if choice == "sdk":
+        raise BackendError(f"--backend sdk: libqhyccd ({runtime.library.path}) did not "
+                           f"start: {error}") from error
+    log.warning("libqhyccd (%s) did not start (%s): using the simulator",
+                runtime.library.path, error)
+
+
+def _cameras(choice: str, runtime: SdkRuntime, ids: list[str]) -> SdkCameras | None:
+    """What to serve once the SDK started and scanned; None: stop it, use the simulator."""
+    if not ids and choice == "auto":
         log.info("no %s answers through libqhyccd (%s): using the simulator", MODEL,
                  runtime.library.path)
         return None
@@ -77,7 +130,23 @@ def sdk_cameras(choice: str, library_path: str | None = None) -> SdkCameras | No
     if not ids:
         log.warning("no %s answers through libqhyccd (%s) yet: CONNECT finds it once it is "
                     "plugged in (see `qhy42-indi list`)", MODEL, runtime.library.path)
-        return SdkCameras(runtime, (SdkBackend(runtime),))
+        return SdkCameras(runtime, (_backend(runtime, None),))
     log.info("serving %s through libqhyccd (%s), SDK %s", ", ".join(ids),
              runtime.library.path, runtime.sdk_version)
-    return SdkCameras(runtime, tuple(SdkBackend(runtime, camera_id) for camera_id in ids))
+    return SdkCameras(runtime, tuple(_backend(runtime, camera_id) for camera_id in ids))
+
+
+def _backend(runtime: SdkRuntime, camera_id: str | None) -> SdkBackend:
+    return SdkBackend(runtime, camera_id, call_timeout_s=call_timeout_s())
+
+
+def call_timeout_s() -> float:
+    """$QHY42_SDK_CALL_TIMEOUT_S if it is a positive number, else the default."""
+    text = os.environ.get(CALL_TIMEOUT_ENV, "")
+    try:
+        value = float(text)
+    except ValueError:
+        if text:
+            log.warning("ignoring %s=%r: not a number of seconds", CALL_TIMEOUT_ENV, text)
+        return DEFAULT_TIMEOUT_S
+    return value if value > 0 else DEFAULT_TIMEOUT_S

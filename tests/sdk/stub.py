@@ -2,7 +2,8 @@
 
 `build_stub()` runs make once per test session (make skips an up-to-date library) and returns
 the library's path; daemons under test get it as $QHY42_LIBQHYCCD. `StubHooks` reaches the
-stub's test hooks (stub_vanish, the call checks) in this process.
+stub's test hooks (stub_vanish, the call checks, the handle count) in this process.
+`HangFile` makes SDK calls hang (in this process or a daemon's) until it is released.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class StubHooks:
     def __init__(self, cdll: ctypes.CDLL) -> None:
         self._cdll = cdll
         for name in ("stub_foreign_thread_calls", "stub_delay_violations",
-                     "stub_order_violations", "stub_opens"):
+                     "stub_order_violations", "stub_opens", "stub_open_handles",
+                     "stub_hung_calls", "stub_param_reads"):
             getattr(cdll, name).restype = ctypes.c_ulong
         for name in ("stub_heater_level", "stub_param_ddr", "stub_param_gps"):
             getattr(cdll, name).restype = ctypes.c_double
@@ -59,6 +61,19 @@ class StubHooks:
         QHYCCD_DELAY_200MS, exposures without InitQHYCCD after a mode change; and opens."""
         return {name: int(getattr(self._cdll, f"stub_{name}")()) for name in
                 ("foreign_thread_calls", "delay_violations", "order_violations", "opens")}
+
+    def open_handles(self) -> int:
+        """Handles OpenQHYCCD gave out that CloseQHYCCD (or ReleaseQHYCCDResource) has not
+        taken back."""
+        return int(self._cdll.stub_open_handles())
+
+    def hung_calls(self) -> int:
+        """Calls that hung on the QHY42_STUB_HANG_FILE (see HangFile)."""
+        return int(self._cdll.stub_hung_calls())
+
+    def param_reads(self) -> int:
+        """Calls of GetQHYCCDParam so far."""
+        return int(self._cdll.stub_param_reads())
 
     def heater_level(self) -> float:
         return float(self._cdll.stub_heater_level())
@@ -77,3 +92,25 @@ class StubHooks:
         out = (ctypes.c_uint32 * 5)()
         self._cdll.stub_roi(out)
         return (out[0], out[1], out[2], out[3], out[4])
+
+
+class HangFile:
+    """The stub's QHY42_STUB_HANG_FILE: while the file exists, calls of the functions written
+    in it do not return. Give `env_name` and `path` to the process (the environment), then
+    `hang()` and `release()`."""
+
+    env_name = "QHY42_STUB_HANG_FILE"
+
+    def __init__(self, path: Path, *functions: str) -> None:
+        self.path = path
+        self.functions = functions or ("GetQHYCCDParam",)
+
+    def hang(self) -> None:
+        self.path.write_text("\n".join(self.functions) + "\n")
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    @property
+    def hanging(self) -> bool:
+        return self.path.exists()

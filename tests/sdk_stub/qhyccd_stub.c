@@ -25,6 +25,17 @@
  * another process). QHY42_STUB_TIME_SCALE runs the TEC faster than real time.
  * QHY42_STUB_HEATER_ID moves CONTROL_HEATINGBOARD to another CONTROL_ID number (the SDK
  * backend must find it by name).
+ *
+ * A USB link that stops answering: while the file named by QHY42_STUB_HANG_FILE exists, a
+ * call of a function listed in it (names separated by blanks, commas or new lines; an empty
+ * file means GetQHYCCDParam) does not return: it sleeps until the file is removed, then goes
+ * on as usual. stub_hung_calls() counts the calls that hung.
+ *
+ * Handles: each OpenQHYCCD returns a handle of its own (up to MAX_HANDLES), valid until
+ * CloseQHYCCD or until the camera vanishes; stub_open_handles() counts the handles opened
+ * and not closed yet (a stale handle of a vanished camera still counts until it is closed),
+ * so a caller that loses track of one shows. With QHY42_STUB_HANDLES_FILE set, the stub
+ * writes that count into the file whenever it changes (for a daemon under test).
  */
 
 #include <math.h>
@@ -69,18 +80,21 @@ enum {
 static const char *MODE_NAMES[MODE_COUNT] = {"HDR", "STD High Gain", "STD Low Gain"};
 static const double LINE_PERIOD_US[3] = {40.7, 20.3, 10.2};
 
+#define MAX_HANDLES 8
+#define HANG_POLL_NS (10 * 1000 * 1000)
+
 typedef struct {
     int magic;
     int generation;
+    bool open;
 } stub_handle;
 
-static stub_handle the_handle;
+static stub_handle handles[MAX_HANDLES];
 
 /* ---- state ------------------------------------------------------------------------------ */
 
 static struct {
     bool initialised; /* InitQHYCCDResource */
-    bool open;
     bool init_done; /* InitQHYCCD since the last mode/stream/bits change */
     int generation; /* bumped when the camera vanishes: old handles go stale */
     bool forced_gone;
@@ -109,6 +123,7 @@ static struct {
     pthread_t owner;
     bool owner_set;
     unsigned long foreign_calls, delay_violations, order_violations, opens;
+    unsigned long hung_calls, param_reads;
     double delay_until_s;
 } cam;
 
@@ -129,7 +144,40 @@ static int heater_id(void) {
     return text ? atoi(text) : 94;
 }
 
+/* Whether the hang file names this function (an empty one names GetQHYCCDParam). */
+static bool hang_asked(const char *file, const char *function) {
+    FILE *stream = fopen(file, "r");
+    if (!stream)
+        return false;
+    char names[1024];
+    size_t length = fread(names, 1, sizeof names - 1, stream);
+    fclose(stream);
+    names[length] = '\0';
+    bool any = false;
+    char *rest = NULL;
+    for (char *name = strtok_r(names, " \t\r\n,", &rest); name;
+         name = strtok_r(NULL, " \t\r\n,", &rest)) {
+        any = true;
+        if (strcmp(name, function) == 0)
+            return true;
+    }
+    return !any && strcmp(function, "GetQHYCCDParam") == 0;
+}
+
+static void hang_while_asked(const char *function) {
+    const char *file = getenv("QHY42_STUB_HANG_FILE");
+    if (!file || !*file || !hang_asked(file, function))
+        return;
+    cam.hung_calls++;
+    fprintf(stderr, "qhyccd_stub: %s hangs until %s is removed\n", function, file);
+    struct timespec slice = {0, HANG_POLL_NS};
+    while (access(file, F_OK) == 0)
+        nanosleep(&slice, NULL);
+    fprintf(stderr, "qhyccd_stub: %s returns\n", function);
+}
+
 static void note_thread(const char *function) {
+    hang_while_asked(function);
     if (!cam.owner_set) {
         cam.owner = pthread_self();
         cam.owner_set = true;
@@ -149,7 +197,6 @@ static bool plugged(void) {
     if (!here && cam.seen_plugged) {
         cam.generation++; /* every handle opened before is stale now */
         cam.seen_plugged = false;
-        cam.open = false;
         cam.exposing = false;
         cam.live = false;
     } else if (here) {
@@ -158,12 +205,37 @@ static bool plugged(void) {
     return here;
 }
 
+static stub_handle *handle_of(void *pointer) {
+    for (int i = 0; i < MAX_HANDLES; i++)
+        if (pointer == &handles[i] && handles[i].magic == 0x42 && handles[i].open)
+            return &handles[i];
+    return NULL;
+}
+
 static bool usable(void *handle, const char *function) {
     note_thread(function);
     if (!plugged())
         return false;
-    stub_handle *h = handle;
-    return h == &the_handle && h->magic == 0x42 && h->generation == cam.generation && cam.open;
+    stub_handle *h = handle_of(handle);
+    return h && h->generation == cam.generation;
+}
+
+static unsigned long open_handles(void) {
+    unsigned long count = 0;
+    for (int i = 0; i < MAX_HANDLES; i++)
+        count += handles[i].open;
+    return count;
+}
+
+static void report_handles(void) {
+    const char *file = getenv("QHY42_STUB_HANDLES_FILE");
+    if (!file || !*file)
+        return;
+    FILE *stream = fopen(file, "w");
+    if (!stream)
+        return;
+    fprintf(stream, "%lu\n", open_handles());
+    fclose(stream);
 }
 
 #define CAMERA(handle) \
@@ -317,7 +389,9 @@ EXPORT uint32_t InitQHYCCDResource(void) {
 EXPORT uint32_t ReleaseQHYCCDResource(void) {
     note_thread(__func__);
     cam.initialised = false;
-    cam.open = false;
+    for (int i = 0; i < MAX_HANDLES; i++)
+        handles[i].open = false; /* the SDK lets go of every camera */
+    report_handles();
     cam.owner_set = false; /* a later InitQHYCCDResource may come from a new thread */
     return QHYCCD_SUCCESS;
 }
@@ -352,17 +426,32 @@ EXPORT void *OpenQHYCCD(char *id) {
     note_thread(__func__);
     if (!cam.initialised || !plugged() || strcmp(id, ID_TEXT) != 0)
         return NULL;
+    stub_handle *h = NULL;
+    for (int i = 0; i < MAX_HANDLES && !h; i++)
+        if (!handles[i].open)
+            h = &handles[i];
+    if (!h) {
+        fprintf(stderr, "qhyccd_stub: OpenQHYCCD: %d handles open already\n", MAX_HANDLES);
+        return NULL;
+    }
     reset_camera();
-    cam.open = true;
     cam.opens++;
-    the_handle.magic = 0x42;
-    the_handle.generation = cam.generation;
-    return &the_handle;
+    h->magic = 0x42;
+    h->generation = cam.generation;
+    h->open = true;
+    report_handles();
+    return h;
 }
 
 EXPORT uint32_t CloseQHYCCD(void *handle) {
-    CAMERA(handle);
-    cam.open = false;
+    bool valid = usable(handle, __func__);
+    stub_handle *h = handle_of(handle);
+    if (!h)
+        return QHYCCD_ERROR;
+    h->open = false; /* a stale handle is let go of too, but says so */
+    report_handles();
+    if (!valid)
+        return QHYCCD_ERROR;
     cam.cooler_mode = 0; /* the TEC drops out when the camera is closed */
     return QHYCCD_SUCCESS;
 }
@@ -572,6 +661,7 @@ EXPORT uint32_t SetQHYCCDParam(void *handle, int id, double value) {
 }
 
 EXPORT double GetQHYCCDParam(void *handle, int id) {
+    cam.param_reads++;
     if (!usable(handle, __func__) || !control(id))
         return (double)QHYCCD_ERROR;
     if (is_heater(id))
@@ -916,6 +1006,9 @@ EXPORT unsigned long stub_foreign_thread_calls(void) { return cam.foreign_calls;
 EXPORT unsigned long stub_delay_violations(void) { return cam.delay_violations; }
 EXPORT unsigned long stub_order_violations(void) { return cam.order_violations; }
 EXPORT unsigned long stub_opens(void) { return cam.opens; }
+EXPORT unsigned long stub_open_handles(void) { return open_handles(); }
+EXPORT unsigned long stub_hung_calls(void) { return cam.hung_calls; }
+EXPORT unsigned long stub_param_reads(void) { return cam.param_reads; }
 EXPORT double stub_heater_level(void) { return cam.heater; }
 EXPORT double stub_param_ddr(void) { return cam.ddr; }
 EXPORT double stub_param_gps(void) { return cam.gps; }
