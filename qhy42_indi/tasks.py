@@ -5,7 +5,9 @@ readers, exposures): it cancels, then waits until each task has run its own clea
 caller's own cancellation is never swallowed: a stop that is itself cancelled (DISCONNECT
 while the daemon shuts down) ends at once, its tasks already told to stop.
 
-`TaskGroup` keeps the tasks a part starts in the background (a recording being finished, a
+`start_task` starts a long-lived task (a poller, a reader) whose failure is logged the moment
+it happens, not when someone stops it. `TaskGroup` keeps the tasks a part starts in the
+background (a recording being finished, a
 burst watchdog): each one is referenced until it ends, its exception is retrieved and logged
 (never "Task exception was never retrieved"), and the part can end them all on stop.
 """
@@ -14,12 +16,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# Tasks whose failure a done-callback logs already (start_task, TaskGroup).
+_watched: weakref.WeakSet[asyncio.Future[Any]] = weakref.WeakSet()
+
+
+def start_task(coroutine: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
+    """A task whose failure is logged as soon as it ends with one. Keep a reference."""
+    task = asyncio.create_task(coroutine, name=name)
+    _watched.add(task)
+    task.add_done_callback(log_failure)
+    return task
 
 
 async def cancel_and_wait(*tasks: asyncio.Future[Any] | None) -> None:
@@ -34,7 +48,8 @@ async def cancel_and_wait(*tasks: asyncio.Future[Any] | None) -> None:
         return
     await asyncio.wait(pending)
     for task in pending:
-        log_failure(task)
+        if task not in _watched:
+            log_failure(task)
 
 
 def log_failure(task: asyncio.Future[Any]) -> None:
@@ -56,6 +71,7 @@ class TaskGroup:
     def start(self, coroutine: Coroutine[Any, Any, T], name: str = "") -> asyncio.Task[T]:
         task = asyncio.create_task(coroutine, name=f"{self._name}: {name}" if name else None)
         self._tasks.add(task)
+        _watched.add(task)
         task.add_done_callback(self._ended)
         return task
 

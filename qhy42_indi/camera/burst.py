@@ -49,7 +49,7 @@ from qhy42_indi.camera.fits import Card
 from qhy42_indi.camera.live import LiveSession
 from qhy42_indi.indi.messages import NewVector, PropertyState, SwitchState
 from qhy42_indi.indi.properties import PropertyVector, Value
-from qhy42_indi.tasks import TaskGroup, cancel_and_wait
+from qhy42_indi.tasks import TaskGroup, cancel_and_wait, start_task
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +278,7 @@ class Burst:
         now_s = time.monotonic()
         if live.burst:
             if self._deliverer is None or self._deliverer.done():
-                self._deliverer = asyncio.create_task(self._deliver_frames(), name="burst")
+                self._deliverer = start_task(self._deliver_frames(), "burst")
             if self._queue.full():
                 return self._queue.put(live)  # the reader waits; the camera keeps the rest
             self._queue.put_nowait(live)

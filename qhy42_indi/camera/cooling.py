@@ -27,7 +27,7 @@ from qhy42_indi.backends.base import (
 from qhy42_indi.camera.device_base import Handler, PropertyDevice
 from qhy42_indi.indi.messages import NewVector, PropertyState, SwitchState
 from qhy42_indi.indi.properties import PropertyVector, Value
-from qhy42_indi.tasks import cancel_and_wait
+from qhy42_indi.tasks import cancel_and_wait, start_task
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class Cooling:
     async def start(self) -> None:
         reading = await self._backend.cooler_state()
         self._reflect(reading, force=True)
-        self._task = asyncio.create_task(self._poll_forever(), name="cooler poll")
+        self._task = start_task(self._poll_forever(), "cooler poll")
 
     async def stop(self) -> None:
         task, self._task = self._task, None

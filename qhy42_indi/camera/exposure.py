@@ -40,7 +40,7 @@ from qhy42_indi.backends.base import (
     GpioControl,
 )
 from qhy42_indi.camera.core import EXPOSURE_STATES, CameraCore, Request, Transition
-from qhy42_indi.tasks import cancel_and_wait
+from qhy42_indi.tasks import cancel_and_wait, start_task
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +103,8 @@ class ExposureController:
         """Start a sequence of frame_count exposures, ending any running one first.
         core.Refused if the camera cannot expose now."""
         await self._core.transition(Request.EXPOSE)
-        self._task = asyncio.create_task(
-            self._run(exposure_s, max(1, frame_count), self._trigger()), name="exposure"
+        self._task = start_task(
+            self._run(exposure_s, max(1, frame_count), self._trigger()), "exposure"
         )
 
     async def abort(self) -> bool:
@@ -187,7 +187,7 @@ class ExposureController:
         return start
 
     async def _read_with_countdown(self, start: ExposureStart) -> Frame:
-        countdown = asyncio.create_task(self._countdown(start.exposure_s))
+        countdown = start_task(self._countdown(start.exposure_s), "countdown")
         try:
             return await self._backend.read_frame()
         finally:

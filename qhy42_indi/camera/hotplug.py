@@ -33,7 +33,7 @@ from typing import Protocol
 from qhy42_indi.backends.base import BackendError, CameraGone, Lifecycle
 from qhy42_indi.camera.core import CameraCore, CameraState, Refused, Request
 from qhy42_indi.indi.properties import Value
-from qhy42_indi.tasks import cancel_and_wait
+from qhy42_indi.tasks import cancel_and_wait, start_task
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class HotplugWatcher:
         if self._task is None or self._task.done():
             self._reported = None
             self._wake.clear()
-            self._task = asyncio.create_task(self._run(), name=f"hotplug {self._name}")
+            self._task = start_task(self._run(), f"hotplug {self._name}")
 
     async def stop(self) -> None:
         task, self._task = self._task, None

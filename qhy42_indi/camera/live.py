@@ -29,8 +29,8 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from qhy42_indi.backends.base import BackendError, CameraGone, LiveControl, LiveFrame, LiveStart
-from qhy42_indi.camera.core import LIVE_STATES, CameraCore, Request, Transition
-from qhy42_indi.tasks import cancel_and_wait
+from qhy42_indi.camera.core import LIVE_STATES, CameraCore, Refused, Request, Transition
+from qhy42_indi.tasks import cancel_and_wait, start_task
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class LiveSession:
         self.start_info = await self._backend.begin_live(exposure_s)
         self.rate.reset()
         self.frames_read = 0
-        self._reader = asyncio.create_task(self._read(), name="live-reader")
+        self._reader = start_task(self._read(), "live-reader")
 
     async def set_exposure(self, exposure_s: float) -> LiveStart:
         self.start_info = await self._backend.set_live_exposure(exposure_s)
@@ -148,4 +148,5 @@ class LiveSession:
             await self._fail(str(error) or type(error).__name__)
 
     async def _fail(self, reason: str) -> None:
-        await self._core.transition(Request.STOP_LIVE, reason=reason)
+        with contextlib.suppress(Refused):  # it left live mode meanwhile (gone, disconnected)
+            await self._core.transition(Request.STOP_LIVE, reason=reason)

@@ -52,7 +52,7 @@ from qhy42_indi.camera.stream_frames import StreamWindow, crop, encode_stream_fr
 from qhy42_indi.camera.upload import UploadError
 from qhy42_indi.indi.messages import NewVector, PropertyState, SwitchState
 from qhy42_indi.indi.properties import PropertyVector, Value
-from qhy42_indi.tasks import TaskGroup, cancel_and_wait
+from qhy42_indi.tasks import TaskGroup, cancel_and_wait, start_task
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class Streaming:
         self._streaming = True
         self._next_preview_s = -math.inf
         if self._encoder is None or self._encoder.done():
-            self._encoder = asyncio.create_task(self._encode_frames(), name="stream-encoder")
+            self._encoder = start_task(self._encode_frames(), "stream-encoder")
         vector.set_values(proposed)
         self._device.update(vector.name, PropertyState.BUSY)
 
@@ -418,8 +418,10 @@ class Streaming:
         """End the recording from a frame callback: the rest runs in the background."""
         self._finishing.start(self._end_recording(), "end")
 
-    async def _end_recording(self) -> None:
-        """Stop taking frames now; the file is finished in the background."""
+    async def _end_recording(self, *, leave_live: bool = True) -> None:
+        """Stop taking frames now; the file is finished in the background. With leave_live,
+        live mode ends too if nothing else needs it (not from inside a transition: the core
+        is ending live mode itself then)."""
         recording, self._recording = self._recording, None
         if recording is None:
             return
@@ -429,7 +431,8 @@ class Streaming:
         self._device.update(vector.name, PropertyState.BUSY,
                             f"[INFO] Finishing the recording {recording.path.name}")
         self._finishing.start(self._finish(recording), recording.path.name)
-        await self._stop_live_if_unused()
+        if leave_live:
+            await self._stop_live_if_unused()
 
     async def _finish(self, recording: SerRecording) -> None:
         try:
@@ -459,7 +462,7 @@ class Streaming:
         its file is finished)."""
         self._streaming = False
         self._pending = None
-        await self._end_recording()
+        await self._end_recording(leave_live=False)
         if wait_for_disk:
             await self._finishing.wait()
         encoder, self._encoder = self._encoder, None
