@@ -682,7 +682,7 @@ class SdkBackend(CameraBackend):
         await self._run(self._sdk_write_register, address, value)
         self._registers[address] = value
 
-    # ---- triggers, GPIO and exposure timing (issue 5)
+    # ---- triggers, GPIO and exposure timing
 
     async def gpio_config(self) -> GpioConfig:
         return GpioConfig(await self.read_register(REG_GPIO),
@@ -730,7 +730,7 @@ class SdkBackend(CameraBackend):
         self._check_open()
         raise NoExposure("no exposure is armed (the SDK backend cannot arm exposures)")
 
-    # ---- live video and burst (issue 6)
+    # ---- live video and burst
 
     async def begin_live(self, exposure_s: float) -> LiveStart:
         settings = self._current_idle()
