@@ -1,4 +1,5 @@
-"""Command line: `qhy42-indi serve|driver|check-config`, and `indi_qhy42_ccd` for indiserver.
+"""Command line: `qhy42-indi serve|driver|check-config|list|recover`, and `indi_qhy42_ccd`
+for indiserver.
 
 The configuration file is --config FILE, else $QHY42_INDI_CONFIG, else
 /etc/qhy42-indi/config.toml when it exists; flags override it. Errors in either are reported
@@ -57,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", type=Path, nargs="?",
                        help=f"the file (default: $QHY42_INDI_CONFIG or {DEFAULT_CONFIG_PATH})")
+    recover = commands.add_parser(
+        "recover", help="finish the SER recordings a crash or power cut left in a directory")
+    recover.add_argument("directory", type=Path, help="the recording directory")
     return parser
 
 
@@ -146,6 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check_config(args.file)
     if args.command == "list":
         return list_cameras()
+    if args.command == "recover":
+        return recover(args.directory)
     # Logs go to stderr: in driver mode stdout carries INDI, and indiserver logs our stderr.
     logging.basicConfig(
         level=args.log_level,
@@ -186,6 +192,25 @@ def list_cameras() -> int:
         print(f"qhy42-indi: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def recover(directory: Path) -> int:
+    """`qhy42-indi recover DIR`: finish what interrupted recordings left there, say what."""
+    from qhy42_indi.camera.recording import recover_recordings
+
+    if not directory.is_dir():
+        print(f"qhy42-indi: {directory} is not a directory", file=sys.stderr)
+        return 2
+    results = recover_recordings(directory)
+    for result in results:
+        if result.path is not None:
+            print(f"{result.path}: {result.frames_kept} frames"
+                  + (f" ({result.failure})" if result.failure else ""))
+        else:
+            print(f"not recovered: {result.failure}")
+    if not results:
+        print(f"no interrupted recording in {directory}")
+    return 0 if all(r.path is not None for r in results) else 1
 
 
 def driver_main() -> int:

@@ -212,6 +212,19 @@ def test_a_crash_leaves_a_readable_file_that_recovery_finishes(tmp_path: Path) -
     assert recover_recordings(tmp_path) == []
 
 
+def test_the_recover_command_finishes_what_a_crash_left(tmp_path: Path) -> None:
+    path = tmp_path / "night.ser"
+    record_and_crash(path, 4)
+    done = subprocess.run([sys.executable, "-m", "qhy42_indi.cli", "recover", str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert f"{path}: 4 frames" in done.stdout
+    assert read_ser(path).header.frame_count == 4
+    again = subprocess.run([sys.executable, "-m", "qhy42_indi.cli", "recover", str(tmp_path)],
+                           cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "no interrupted recording" in again.stdout
+
+
 async def test_the_header_on_disk_counts_the_frames_as_they_are_written(tmp_path: Path) -> None:
     path = tmp_path / "r.ser"
     recording = SerRecording(path, max_buffer_bytes=BIG_BUFFER, checkpoint_interval_s=0)
