@@ -154,10 +154,11 @@ class ExposureController:
                 await self._host.deliver(frame)
             await self._core.transition(Request.EXPOSURE_ENDED)
             self._host.exposure_done()
+        except CameraGone as error:
+            await self._failed(f"the camera disappeared ({error})")
+            self._camera_gone(error)
         except BackendError as error:
             await self._failed(str(error) or type(error).__name__)
-            if isinstance(error, CameraGone):
-                self._camera_gone(error)
         except Exception as error:  # a bug or a failed save must not kill the daemon
             if not isinstance(error, DeliveryError):
                 log.exception("exposure failed")
