@@ -74,7 +74,7 @@ def queue_limits(config: Config) -> QueueLimits:
     mib = 1024 * 1024
     return QueueLimits(
         drop_stream_bytes=int(config.server.drop_stream_mb * mib) or None,
-        max_behind_bytes=int(config.server.max_behind_mb * mib),
+        max_behind_bytes=max(1, int(config.server.max_behind_mb * mib)),
     )
 
 

@@ -9,13 +9,26 @@ those buffers, so a slow client fills its own queue and nobody else's. Past
 `drop_stream_bytes` behind, stream frames are dropped for this client; past
 `max_behind_bytes` it is disconnected, as indiserver does with -d and -m (reference
 indi-protocol.md 2.5). Science frames are never dropped for a client that stays connected.
+
+A link that must never be dropped (ours to indiserver in driver mode, stdio.py) takes
+`Overflow.DROP_BLOBS` instead: past `max_behind_bytes` every BLOB is dropped, other messages
+queue on within `other_headroom_bytes` more, then they are dropped too; each episode is
+logged loudly when it starts (and once a minute while it lasts) and when the reader is back.
+So every queue has a bound, whichever way its reader fails.
+
+A failure while writing never leaves a silent connection: a message that cannot be encoded is
+skipped (nothing of it was sent yet), anything else ends the connection, both logged with
+the traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
+import math
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -40,13 +53,40 @@ from qhy42_indi.server.streams import ByteStream
 log = logging.getLogger(__name__)
 
 
+MIB = 1024 * 1024
+# While a must-stay link is past its bound, the loud log line comes again this often, so a
+# reader that never comes back does not fill our own stderr (indiserver reads it, or not).
+SHORTFALL_REPORT_S = 60.0
+
+
+class Overflow(enum.Enum):
+    """What a connection does once it is `max_behind_bytes` behind."""
+
+    DISCONNECT = "disconnect"  # a client, as indiserver treats its clients (-m)
+    DROP_BLOBS = "drop BLOBs"  # our link to indiserver: a driver that quits loses the night
+
+
 @dataclass(frozen=True, slots=True)
 class QueueLimits:
-    drop_stream_bytes: int | None = 5 * 1024 * 1024
-    max_behind_bytes: int | None = 128 * 1024 * 1024
+    """The bounds of one connection's queue (bytes counted as `Outgoing.nbytes`)."""
+
+    drop_stream_bytes: int | None = 5 * MIB  # stream frames dropped past this; None/0: never
+    max_behind_bytes: int = 128 * MIB
+    overflow: Overflow = Overflow.DISCONNECT
+    # DROP_BLOBS only: how much further non-BLOB messages may still queue.
+    other_headroom_bytes: int = 16 * MIB
+
+    def __post_init__(self) -> None:
+        if self.max_behind_bytes <= 0 or self.other_headroom_bytes < 0:
+            raise ValueError(f"queue bounds must be positive: {self}")
 
 
 DEFAULT_LIMITS = QueueLimits()
+
+
+class FormFailed(Exception):
+    """A form of a message (its base64, its shared memory) could not be made; the cause is
+    chained. Nothing of the message has been sent when this is raised."""
 
 
 T = TypeVar("T")
@@ -107,14 +147,18 @@ class Outgoing:
 
     async def shared(self, build: Callable[[IndiMessage], T]) -> T:
         """`build(message)`, run once in a worker thread by whichever connection asks first;
-        every connection gets that same result (or exception). `build` is the key, so pass a
-        module-level function. A caller that is cancelled does not cancel it for the rest."""
+        every connection gets that same result (or FormFailed, the build's exception as its
+        cause). `build` is the key, so pass a module-level function. A caller that is
+        cancelled does not cancel it for the rest."""
         job = self._forms.get(build)
         if job is None:
             job = asyncio.ensure_future(asyncio.to_thread(build, self.message))
             job.add_done_callback(_retrieve_outcome)
             self._forms[build] = job
-        return cast(T, await asyncio.shield(job))
+        try:
+            return cast(T, await asyncio.shield(job))
+        except Exception as error:
+            raise FormFailed(f"{build.__name__} failed for {self.device} {self.name}") from error
 
 
 def _retrieve_outcome(job: asyncio.Future[Any]) -> None:
@@ -169,6 +213,15 @@ def _address(message: IndiMessage) -> tuple[str | None, str | None]:
 
 
 @dataclass
+class _Shortfall:
+    """What a must-stay link has lost since it last kept up."""
+
+    frames: int = 0
+    others: int = 0
+    reported_at: float = -math.inf
+
+
+@dataclass
 class Interest:
     """Which devices and properties this client asked about (indiserver's findDevice)."""
 
@@ -216,6 +269,7 @@ class Connection:
         self._drained.set()
         self._closed = False
         self._writing = True
+        self._shortfall = _Shortfall()
 
     @property
     def closed(self) -> bool:
@@ -244,20 +298,66 @@ class Connection:
         """Queue a message for this client regardless of interest (replies, its own defs)."""
         if self._closed or not self._writing:
             return
-        behind = self.bytes_behind()
-        limit = self._limits.max_behind_bytes
-        if limit is not None and behind > 0 and behind + out.nbytes > limit:
-            log.warning("client %s is %d bytes behind: disconnecting it", self.peer, behind)
-            self.close()
-            return
-        drop_at = self._limits.drop_stream_bytes
-        if out.is_stream and drop_at and behind > drop_at:
-            self.frames_dropped += 1
+        if not self._admit(out):
             return
         self._queue.append(out)
         self._queued_bytes += out.nbytes
         self._drained.clear()
         self._wakeup.set()
+
+    def _admit(self, out: Outgoing) -> bool:
+        """Whether the lag bounds let this message into the queue (indiserver's q2Clients:
+        the stream bound first, then the hard one)."""
+        behind = self.bytes_behind()
+        limits = self._limits
+        drop_at = limits.drop_stream_bytes
+        if out.is_stream and drop_at and behind > drop_at:
+            self.frames_dropped += 1
+            return False
+        if behind == 0 or behind + out.nbytes <= limits.max_behind_bytes:
+            self._caught_up()
+            return True
+        if limits.overflow is Overflow.DISCONNECT:
+            log.warning("client %s is %d bytes behind: disconnecting it", self.peer, behind)
+            self.close()
+            return False
+        return self._admit_past_bound(out, behind)
+
+    def _admit_past_bound(self, out: Outgoing, behind: int) -> bool:
+        """Past the hard bound on a link that must stay up: BLOBs are dropped; the rest is
+        small and is what keeps the clients' picture of every property right, so it queues
+        on until the headroom is used up too."""
+        ceiling = self._limits.max_behind_bytes + self._limits.other_headroom_bytes
+        if not out.is_blob and behind + out.nbytes <= ceiling:
+            return True
+        if out.is_blob:
+            self.frames_dropped += 1
+            self._shortfall.frames += 1
+        else:
+            self._shortfall.others += 1
+        self._report_shortfall(behind)
+        return False
+
+    def _report_shortfall(self, behind: int) -> None:
+        shortfall = self._shortfall
+        now = time.monotonic()
+        if now - shortfall.reported_at < SHORTFALL_REPORT_S:
+            return
+        log.error(
+            "%s has not read %d bytes of our output, past the %d-byte bound: dropping every "
+            "frame (science frames too) until it reads again (dropped so far: %d frames, %d "
+            "other messages). Not disconnecting: it runs this driver.",
+            self.peer, behind, self._limits.max_behind_bytes, shortfall.frames,
+            shortfall.others,
+        )
+        shortfall.reported_at = now
+
+    def _caught_up(self) -> None:
+        shortfall = self._shortfall
+        if shortfall.frames or shortfall.others:
+            log.warning("%s reads again: %d frames and %d other messages were dropped while "
+                        "it did not", self.peer, shortfall.frames, shortfall.others)
+            self._shortfall = _Shortfall()
 
     def send_messages(self, messages: Sequence[IndiMessage]) -> None:
         for message in messages:
@@ -275,7 +375,7 @@ class Connection:
                 out = self._queue.popleft()
                 self._queued_bytes -= out.nbytes
                 self._in_flight_bytes = out.nbytes
-                await self._write(out)
+                await self._write_or_skip(out)
                 # Let go of it now, not at the next message: the last holder frees the frame.
                 del out
                 self._in_flight_bytes = 0
@@ -287,6 +387,19 @@ class Connection:
             self._queue.clear()
             self._queued_bytes = self._in_flight_bytes = 0
             self._drained.set()
+        except Exception:
+            # A bug below us, and the stream may hold half a message: end it, loudly, rather
+            # than leave a client that hears nothing.
+            log.exception("client %s: writing failed: closing the connection", self.peer)
+            self.close()
+
+    async def _write_or_skip(self, out: Outgoing) -> None:
+        try:
+            await self._write(out)
+        except FormFailed:
+            # Forms are made before the first byte goes, so the stream is intact: this one
+            # message is lost (for every client, they share the form), the connection is not.
+            log.exception("client %s: %s %s not sent", self.peer, out.device, out.name)
 
     async def _write(self, out: Outgoing) -> None:
         """Hand one message to the stream, base64 payloads inline (local.py overrides it)."""

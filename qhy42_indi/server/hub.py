@@ -5,6 +5,12 @@ connection, which filters by interest and BLOB policy. Client messages come in t
 `handle()`: getProperties (defs to that client only, so others see no duplicates),
 enableBLOB, pingRequest and newXXXVector. Transports (tcp.py, stdio.py) only move bytes.
 
+Whatever a device raises while it handles a client's message costs that client nothing but
+the command: the hub logs it with the traceback and tells the client, in a message from the
+device naming the failure and, for a vector the device defines, a setXXXVector in Alert
+(to that client only: the device itself reports its state to everyone). The connection
+stays open.
+
 Observers (MQTT telemetry, the exposure log, the connect defaults) see every device message,
 before any encoding, through `observe()`: a plain call that must return at once (queue, never
 wait).
@@ -25,10 +31,17 @@ from qhy42_indi.indi.messages import (
     NewVector,
     PingReply,
     PingRequest,
+    PropertyState,
+    SetVector,
+    VectorKind,
 )
+from qhy42_indi.indi.values import timestamp_now
 from qhy42_indi.server.connection import Connection, Outgoing
 
 log = logging.getLogger(__name__)
+
+# libindi keeps a message in 256 bytes (MAXINDIMESSAGE): the reason is cut to fit.
+MAX_REASON_CHARS = 200
 
 
 class Publisher(Protocol):
@@ -87,7 +100,14 @@ class Hub:
             connection.offer(out)
 
     async def handle(self, connection: Connection, message: IndiMessage) -> None:
-        """One message from a client."""
+        """One message from a client. Never raises for a device's failure (see above)."""
+        try:
+            await self._dispatch(connection, message)
+        except Exception as error:
+            log.exception("%s from client %s failed", _describe(message), connection.peer)
+            self._report_failure(connection, message, error)
+
+    async def _dispatch(self, connection: Connection, message: IndiMessage) -> None:
         if isinstance(message, GetProperties):
             self._get_properties(connection, message)
         elif isinstance(message, EnableBlob):
@@ -123,3 +143,51 @@ class Hub:
             connection.send(Outgoing.of(refusal))
             return
         await device.handle_new(message)
+
+    def _report_failure(
+        self, connection: Connection, message: IndiMessage, error: Exception
+    ) -> None:
+        reason = f"{_describe(message)} failed: {type(error).__name__}: {error}"
+        if len(reason) > MAX_REASON_CHARS:
+            reason = reason[: MAX_REASON_CHARS - 3] + "..."
+        replies: list[IndiMessage] = []
+        if isinstance(message, NewVector):
+            alert = self._alert(message, reason)
+            if alert is not None:
+                replies.append(alert)
+        device = getattr(message, "device", None)
+        replies.append(Message(
+            device=device if device in self.devices else None,
+            message=f"[ERROR] {reason}",
+            timestamp=timestamp_now(),
+        ))
+        connection.send_messages(replies)
+
+    def _alert(self, message: NewVector, reason: str) -> SetVector | None:
+        """The vector as the device defines it now, in Alert; None if it defines none (or a
+        BLOB vector: an empty oneBLOB would read as a frame)."""
+        device = self.devices.get(message.device)
+        if device is None or message.kind is VectorKind.BLOB:
+            return None
+        try:
+            definitions = device.definitions(message.name)
+        except Exception:  # the device is in a bad way; the message still goes
+            log.exception("%s %s: no definition to report the failure with",
+                          message.device, message.name)
+            return None
+        for definition in definitions:
+            if definition.name == message.name and definition.elements:
+                return SetVector(
+                    kind=definition.kind, device=definition.device, name=definition.name,
+                    state=PropertyState.ALERT, elements=definition.elements,
+                    timestamp=timestamp_now(), message=reason,
+                )
+        return None
+
+
+def _describe(message: IndiMessage) -> str:
+    if isinstance(message, NewVector):
+        return f"{message.device} {message.name}: new{message.kind.value}Vector"
+    if isinstance(message, GetProperties):
+        return f"getProperties {message.device or '*'} {message.name or ''}".rstrip()
+    return type(message).__name__

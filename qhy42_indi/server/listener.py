@@ -3,7 +3,8 @@
 TCP (tcp.py) and the local abstract socket (local.py) accept the same way; they differ only in
 how they name a client, which address access control judges, and which stream and connection
 serve it. A client over the limit is told why in one INDI message and closed; one not allowed
-is closed without a word.
+is closed without a word. Every session task is owned by the listener (ended on close) and
+its failure logged; a client that cannot even be set up is closed and the loop goes on.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from qhy42_indi.server.connection import Connection, QueueLimits
 from qhy42_indi.server.hub import Hub
 from qhy42_indi.server.session import run_session
 from qhy42_indi.server.streams import ByteStream
-from qhy42_indi.tasks import cancel_and_wait
+from qhy42_indi.tasks import TaskGroup, cancel_and_wait, log_failure
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,9 @@ class Listener(abc.ABC):
         self._sock = sock
         self._limits = limits
         self._access = access or AccessControl(AccessPolicy.open())
-        self._sessions: set[asyncio.Task[None]] = set()
+        self._sessions = TaskGroup(f"{name} sessions")
         self._accepting = asyncio.create_task(self._accept_forever(), name=f"accept {name}")
+        self._accepting.add_done_callback(log_failure)
 
     @property
     def accepting(self) -> bool:
@@ -73,19 +75,24 @@ class Listener(abc.ABC):
                 log.warning("accept failed: %s", error)
                 await asyncio.sleep(0.1)
                 continue
-            source, peer = self._identify(client, address)
-            verdict = self._access.admit(source, peer)
-            job: Coroutine[Any, Any, None]
-            if verdict is Verdict.NOT_ALLOWED:
+            try:
+                self._admit(client, address)
+            except Exception:  # this client is lost, not the listener
+                log.exception("client at %s could not be served", address)
                 client.close()
-                continue
-            if verdict is Verdict.TOO_MANY:
-                job = _refuse(client, self._access.too_many_text())
-            else:
-                job = self._serve(client, peer, read_only=verdict is Verdict.READ_ONLY)
-            session = asyncio.create_task(job, name=f"session {peer}")
-            self._sessions.add(session)
-            session.add_done_callback(self._sessions.discard)
+
+    def _admit(self, client: socket.socket, address: Any) -> None:
+        source, peer = self._identify(client, address)
+        verdict = self._access.admit(source, peer)
+        job: Coroutine[Any, Any, None]
+        if verdict is Verdict.NOT_ALLOWED:
+            client.close()
+            return
+        if verdict is Verdict.TOO_MANY:
+            job = _refuse(client, self._access.too_many_text())
+        else:
+            job = self._serve(client, peer, read_only=verdict is Verdict.READ_ONLY)
+        self._sessions.start(job, name=peer)
 
     async def _serve(self, client: socket.socket, peer: str, *, read_only: bool) -> None:
         try:
@@ -95,10 +102,12 @@ class Listener(abc.ABC):
             await run_session(self._hub, stream, connection)
         finally:
             self._access.release()
+            client.close()  # the stream has closed it, unless it failed before it had one
 
     async def close(self) -> None:
         self._sock.close()
-        await cancel_and_wait(self._accepting, *self._sessions)
+        await cancel_and_wait(self._accepting)
+        await self._sessions.cancel()
 
 
 async def _refuse(client: socket.socket, text: str) -> None:

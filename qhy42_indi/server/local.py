@@ -37,7 +37,13 @@ import pybase64
 from qhy42_indi.indi.encoder import Chunk, encode_chunks
 from qhy42_indi.indi.messages import BlobElement, Element, IndiMessage, SetVector, VectorKind
 from qhy42_indi.server.access import LOCAL_ADDRESS, AccessControl
-from qhy42_indi.server.connection import DEFAULT_LIMITS, Connection, Outgoing, QueueLimits
+from qhy42_indi.server.connection import (
+    DEFAULT_LIMITS,
+    Connection,
+    FormFailed,
+    Outgoing,
+    QueueLimits,
+)
 from qhy42_indi.server.hub import Hub
 from qhy42_indi.server.listener import Listener
 from qhy42_indi.server.streams import ByteStream, FdReadiness
@@ -241,10 +247,12 @@ class LocalConnection(Connection):
     async def _attached_form(self, out: Outgoing) -> AttachedForm | None:
         try:
             return await out.shared(build_attached)
-        except OSError as error:  # e.g. out of memory or descriptors: base64 still works
+        except FormFailed as failure:  # e.g. out of memory or descriptors: base64 still works
             if not self._attach_failed:
+                # Out of memory or descriptors is a condition; anything else is a bug to see.
                 log.warning("client %s: frames go as base64: no shared memory: %s",
-                            self.peer, error)
+                            self.peer, failure.__cause__ or failure,
+                            exc_info=not isinstance(failure.__cause__, OSError))
                 self._attach_failed = True
             return None
 

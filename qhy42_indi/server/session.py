@@ -2,7 +2,8 @@
 
 TCP, Unix sockets and stdio all end up here, so every transport behaves the same: garbage is
 logged and skipped without closing the connection (as indiserver does), and end of input
-closes it.
+closes it. A failure in a device is the hub's to report (hub.py); anything else that goes
+wrong here ends this session alone, logged with its traceback.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ async def run_session(hub: Hub, stream: ByteStream, connection: Connection) -> N
                 await hub.handle(connection, item)
     except OSError as error:
         log.info("client %s: read failed: %s", connection.peer, error)
+    except Exception:
+        log.exception("client %s: session failed: closing it", connection.peer)
     finally:
         hub.detach(connection)
         await cancel_and_wait(writer_task)

@@ -17,8 +17,10 @@ from qhy42_indi.indi.messages import (
     EnableBlob,
     GetProperties,
     IndiMessage,
+    Message,
     NewVector,
     NumberElement,
+    Perm,
     PingReply,
     PingRequest,
     PropertyState,
@@ -29,7 +31,8 @@ from qhy42_indi.indi.messages import (
 )
 from qhy42_indi.server import connection as connection_module
 from qhy42_indi.server.connection import Connection, Outgoing, QueueLimits
-from qhy42_indi.server.hub import Hub
+from qhy42_indi.server.hub import Hub, Publisher
+from qhy42_indi.server.session import run_session
 
 DEVICE = "QHY CCD TEST"
 
@@ -277,3 +280,102 @@ def test_defs_for_deleted_properties_are_not_offered() -> None:
     assert all(isinstance(d, DefVector) for d in device.definitions())
     assert "CCD_EXPOSURE" not in [d.name for d in device.definitions()]
     assert not isinstance(device.definitions()[0], DelProperty)
+
+
+# ---- a device that fails: the client keeps its connection --------------------------------
+
+
+class FailingDevice:
+    """A device whose handler (and, on request, whose definitions) raise, as a bug would."""
+
+    name = "BROKEN"
+
+    def __init__(self, *, definitions_fail: bool = False) -> None:
+        self.definitions_fail = definitions_fail
+        self.vector = DefVector(
+            kind=VectorKind.NUMBER, device=self.name, name="GAIN", state=PropertyState.OK,
+            elements=(NumberElement(name="VALUE", value=3),), perm=Perm.RW,
+        )
+
+    def bind(self, publish: Publisher) -> None:
+        self.publish = publish
+
+    def definitions(self, name: str | None = None) -> list[DefVector]:
+        if self.definitions_fail:
+            raise KeyError("definitions are broken")
+        return [self.vector] if name in (None, "GAIN") else []
+
+    async def handle_new(self, message: NewVector) -> None:
+        raise ZeroDivisionError("a bug in the handler")
+
+
+def set_gain(name: str = "GAIN") -> NewVector:
+    return NewVector(kind=VectorKind.NUMBER, device=FailingDevice.name, name=name,
+                     elements=(NumberElement(name="VALUE", value=4),))
+
+
+def replies_of(connection: Connection, start: int = 0) -> list[IndiMessage]:
+    return [o.message for o in queued(connection)[start:]]
+
+
+async def test_a_handler_that_raises_is_an_alert_and_a_message_and_the_client_stays(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hub = Hub()
+    hub.add_device(FailingDevice())
+    connection = client(hub)
+    await hub.handle(connection, set_gain())
+    alert, told = replies_of(connection)
+    assert isinstance(alert, SetVector) and alert.state is PropertyState.ALERT
+    assert alert.name == "GAIN" and [e.name for e in alert.elements] == ["VALUE"]
+    assert isinstance(told, Message) and told.device == "BROKEN"
+    assert "ZeroDivisionError: a bug in the handler" in (told.message or "")
+    assert "ZeroDivisionError" in (alert.message or "")
+    assert not connection.closed
+    failures = [r for r in caplog.records if r.exc_info and r.name == "qhy42_indi.server.hub"]
+    assert len(failures) == 1 and "GAIN" in failures[0].getMessage()
+    await hub.handle(connection, PingRequest(uid="after"))
+    assert isinstance(replies_of(connection)[-1], PingReply)
+
+
+async def test_a_failure_on_a_vector_the_device_does_not_define_is_a_message_only() -> None:
+    hub = Hub()
+    hub.add_device(FailingDevice())
+    connection = client(hub)
+    await hub.handle(connection, set_gain("NOT_DEFINED"))
+    (told,) = replies_of(connection)
+    assert isinstance(told, Message) and "NOT_DEFINED" in (told.message or "")
+
+
+async def test_definitions_that_raise_on_get_properties_are_told_not_fatal() -> None:
+    hub = Hub()
+    hub.add_device(FailingDevice(definitions_fail=True))
+    connection = client(hub)
+    await hub.handle(connection, GetProperties())
+    await hub.handle(connection, set_gain())  # no definition to report the Alert with
+    first, second = replies_of(connection)
+    assert isinstance(first, Message) and "getProperties" in (first.message or "")
+    assert isinstance(second, Message) and "ZeroDivisionError" in (second.message or "")
+
+
+async def test_a_session_goes_on_reading_after_a_handler_raises() -> None:
+    hub = Hub()
+    hub.add_device(FailingDevice())
+    stream = ScriptedStream([encoder.encode(set_gain()), b"<pingRequest uid='next'/>"])
+    connection = Connection("scripted", stream)
+    await run_session(hub, stream, connection)
+    written = b"".join(stream.written)
+    assert b'state="Alert"' in written and b"a bug in the handler" in written
+    assert b'<pingReply uid="next"' in written  # the command after the failing one ran
+
+
+class ScriptedStream(FakeTransport):
+    """A client that sends these chunks, then ends its input."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        super().__init__()
+        self._chunks = list(chunks)
+
+    async def recv(self, max_bytes: int) -> bytes:
+        await asyncio.sleep(0)
+        return self._chunks.pop(0) if self._chunks else b""
