@@ -550,6 +550,35 @@ class BlobClient:
         if isinstance(message, SetVector) and message.state is PropertyState.ALERT:
             raise BenchError(f"{setting.name} refused (Alert): {link.last_messages()}")
 
+    async def command(self, setting: Setting) -> None:
+        """Send one property change that starts something (an exposure, the stream, a
+        recording) and wait for the device's first answer, whatever its state: the action
+        runs on after it, Busy. Alert is a refusal."""
+        link = self.main
+        vector = link.vectors.get(setting.name)
+        if vector is None:
+            raise Unsupported(f"{setting.name} is not defined")
+        wanted = _wanted_values(vector, setting.values)
+        elements = tuple(_new_element(vector.kind, name, value) for name, value in wanted.items())
+        reply = link.expect(lambda m: isinstance(m, SetVector) and m.device == self.device
+                            and m.name == setting.name)
+        link.send(NewVector(vector.kind, self.device, setting.name, elements))
+        message = await wait(reply, self.timeout_s, f"{setting.name} reply")
+        if isinstance(message, SetVector) and message.state is PropertyState.ALERT:
+            raise BenchError(f"{setting.name} refused (Alert): {link.last_messages()}")
+
+    async def expose_once(self, exposure_s: float) -> None:
+        """One exposure, waited for until CCD_EXPOSURE leaves Busy (the image has gone out to
+        the clients that take it); for a commander that does not take images itself."""
+        link = self.main
+        ended = link.expect(lambda m: isinstance(m, SetVector) and m.device == self.device
+                            and m.name == "CCD_EXPOSURE" and m.state is not PropertyState.BUSY)
+        link.send(NewVector(VectorKind.NUMBER, self.device, "CCD_EXPOSURE",
+                            (NumberElement("CCD_EXPOSURE_VALUE", exposure_s),)))
+        end = await wait(ended, self.timeout_s + exposure_s, "end of CCD_EXPOSURE")
+        if isinstance(end, SetVector) and end.state is PropertyState.ALERT:
+            raise BenchError(f"exposure failed: {link.last_messages()}")
+
     async def _open_link(self) -> Link:
         if self.local_path is not None:
             return await LocalLink.open_local(self.local_path, self.device, self.timeout_s,

@@ -6,7 +6,9 @@ for every scenario and run, a fresh server: ours (`qhy42-indi serve`, simulator 
 127.0.0.1. It drives both with bench.client (the commanding client in this process, listeners
 as `python -m bench.client listen` processes), samples the server processes from /proc
 (CPU time of the server and its children, VmRSS every 50 ms), prints the machine and one table
-with medians and ratios, and writes everything to bench/results/<timestamp>.json.
+with medians and ratios, then the live-video rows (bench/stream_rate.py) and the ping
+round trip of a second client under load (bench/ping.py), and writes everything to
+bench/results/<timestamp>.json.
 
 Every wait is bounded, and servers, listeners and sockets are stopped at the end, error or not.
 """
@@ -36,7 +38,7 @@ from typing import Any, Final
 
 import pybase64
 
-from bench import stream_rate
+from bench import ping, stream_rate
 from bench.client import (
     BLOB_MODES,
     DEFAULT_TIMEOUT_S,
@@ -974,6 +976,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, help="runs per scenario (default 3, quick 1)")
     parser.add_argument("--no-stream", action="store_true",
                         help="skip the live-video rows (bench/stream_rate.py)")
+    parser.add_argument("--no-ping", action="store_true",
+                        help="skip the ping-under-load rows (bench/ping.py)")
     parser.add_argument("--scenarios", default=",".join(s.key for s in SCENARIOS),
                         help="comma-separated keys (default all: %(default)s)")
     parser.add_argument("--sides", default=",".join(SIDES), help="cpp,ours (default both)")
@@ -1018,6 +1022,7 @@ async def _main(args: argparse.Namespace) -> int:
     for note in footnotes(scenarios, results):
         print(f"note: {note}")
     stream_records = await live_stream_rows(sides, opts) if not args.no_stream else []
+    ping_records = await ping_rows(sides, opts) if not args.no_ping else []
     args.results_dir.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = args.results_dir / f"{stamp}.json"
@@ -1026,7 +1031,8 @@ async def _main(args: argparse.Namespace) -> int:
                    "device": SIDE_SPECS[side].device,
                    "argv": SIDE_SPECS[side].argv(0, Path("<tmp>"), ())} for side in sides},
                "elapsed_s": elapsed, "scenarios": _jsonable(results, scenarios, opts),
-               "live_stream": [asdict(record) for record in stream_records]}
+               "live_stream": [asdict(record) for record in stream_records],
+               "ping": [asdict(record) for record in ping_records]}
     path.write_text(json.dumps(payload, indent=1, default=str) + "\n")
     print(f"results: {path} ({elapsed:.0f} s)")
     return 0
@@ -1048,6 +1054,18 @@ async def live_stream_rows(sides: Sequence[Side], opts: Options) -> list[stream_
     print()
     print("live video, 2048x2048 16-bit (python -m bench.stream_rate):")
     stream_rate.print_table(records)
+    return records
+
+
+async def ping_rows(sides: Sequence[Side], opts: Options) -> list[ping.Record]:
+    """The ping round trip of a second client while the server works (bench/ping.py)."""
+    seconds = ping.QUICK_SECONDS if opts.quick else ping.SECONDS
+    print()
+    print(f"ping round trip of a second client under load, {seconds:g} s each "
+          f"(python -m bench.ping):", flush=True)
+    records = await ping.run_all(sides, ping.WORKLOADS, ping.RunOptions(seconds),
+                                 lambda line: print(line, flush=True))
+    print(ping.table(records))
     return records
 
 

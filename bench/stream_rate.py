@@ -169,11 +169,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(side: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+def server(side: str, *, module: str = "qhy42_indi.cli", log_path: Path | None = None,
+           ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """A fresh server with a temporary HOME. Ours runs as `python -m <module> serve ...` (a
+    wrapper such as bench.loop_watch can stand in for the CLI); its log goes to `log_path`, or
+    into the temporary HOME."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="qhy42-stream-bench-") as home:
         if side == "ours":
-            argv = [sys.executable, "-m", "qhy42_indi.cli", "serve", "--host", HOST, "--port",
+            argv = [sys.executable, "-m", module, "serve", "--host", HOST, "--port",
                     str(port), "--backend", "simulator", "--no-local-socket"]
         else:
             indiserver = shutil.which("indiserver")
@@ -182,7 +186,10 @@ def server(side: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
             argv = [indiserver, "-p", str(port), "-u", f"{home}/indiserver",
                     "indi_simulator_ccd"]
         env = {**os.environ, "HOME": home}
-        with open(Path(home) / "server.log", "wb") as log:
+        # so that `-m bench.<wrapper>` is found from any working directory
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH")) if p)
+        with open(log_path or Path(home) / "server.log", "wb") as log:
             process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
                                        stderr=subprocess.STDOUT, env=env, start_new_session=True)
         try:

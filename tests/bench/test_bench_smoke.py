@@ -1,25 +1,31 @@
-"""Smoke test of the benchmark harness against the C++ stack (indiserver + indi_simulator_ccd).
+"""Smoke test of the benchmark harness against the C++ stack (indiserver + indi_simulator_ccd)
+and of the ping-under-load rows against our daemon.
 
 Tiny frames, two of them: the client commands, receives and decodes them, and its result
 record is complete and JSON-ready; the runner's one-run path gives every figure it prints.
+The ping bench runs each workload for a fraction of a second and prints a row of numbers.
 Nothing here is timed: speed is bench/run.py's business, never a test's.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from bench import ping
 from bench.client import BlobClient, ClientRecord
-from bench.run import HOST, SIDE_SPECS, Options, ServerProcess, run_once
+from bench.run import HOST, REPO, SIDE_SPECS, Options, ServerProcess, run_once
 from bench.scenarios import EXPOSURE_S, Scenario, cpp_settings
 
-pytestmark = pytest.mark.skipif(
+needs_cpp = pytest.mark.skipif(
     shutil.which("indiserver") is None or shutil.which("indi_simulator_ccd") is None,
     reason="needs Debian indi-bin (indiserver, indi_simulator_ccd): run `make test`",
 )
@@ -41,6 +47,7 @@ async def cpp_server() -> AsyncIterator[ServerProcess]:
         assert server.process.poll() is not None
 
 
+@needs_cpp
 @pytest.mark.parametrize("blob_mode", ["also", "kstars"])
 async def test_client_receives_and_decodes_two_frames(cpp_server: ServerProcess,
                                                       blob_mode: str) -> None:
@@ -81,6 +88,7 @@ async def test_client_receives_and_decodes_two_frames(cpp_server: ServerProcess,
     assert ClientRecord("listen", "x", "also").summary()["fps"] is None
 
 
+@needs_cpp
 async def test_one_runner_run_reports_every_figure() -> None:
     scenario = Scenario("tiny", "tiny", 2, 2,
                         {"cpp": lambda: cpp_settings(WIDTH, HEIGHT, sensor=SENSOR)},
@@ -97,3 +105,26 @@ async def test_one_runner_run_reports_every_figure() -> None:
     assert figures["rss_peak_mib"] >= figures["rss_idle_mib"] > 0
     assert figures["idle_cpu_ms_per_s"] >= 0 and figures["cpu_ms_per_frame"] >= 0
     json.dumps(figures)
+
+
+PING_ROW = re.compile(r"^(\w+): .* ours +(\d+) +([\d.]+) +([\d.]+) +([\d.]+) +(\d+)  (.*)$")
+
+
+def test_ping_bench_prints_a_row_of_numbers_per_workload(tmp_path: Path) -> None:
+    records_path = tmp_path / "ping.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.ping", "--sides", "ours", "--seconds", "0.5",
+         "--warmup", "0.3", "--json", str(records_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=100, check=False)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {m[1]: m for m in map(PING_ROW.match, done.stdout.splitlines()) if m}
+    assert set(rows) == {w.key for w in ping.WORKLOADS}, done.stdout
+    for row in rows.values():
+        pings, p50, p99, top = int(row[2]), float(row[3]), float(row[4]), float(row[5])
+        assert pings > 0 and 0 <= p50 <= p99 <= top
+        assert re.match(r"[\d.]+", row[7])  # the downloaders' frames/s
+    records = {r["workload"]: r for r in json.loads(records_path.read_text())}
+    assert records["ser"]["recorded_mb"] > 0
+    assert all(len(r["client_fps"]) == w.downloaders
+               for w in ping.WORKLOADS for r in [records[w.key]])
