@@ -25,30 +25,67 @@ class ByteStream(Protocol):
 
 
 class SocketStream:
-    """A connected non-blocking socket (TCP, Unix, or indiserver's socketpair)."""
+    """A connected non-blocking socket (TCP, Unix, or indiserver's socketpair).
+
+    close() shuts the socket down at once (a pending recv returns b"", a pending send fails)
+    but frees the descriptor only when no recv or send is in flight any more: asyncio keeps a
+    selector registration for a pending call, and a descriptor number freed under it would be
+    handed to the next client, whose reads the stale registration then breaks.
+
+    A large send goes in SEND_CHUNK_BYTES pieces with a turn of the event loop between them:
+    on loopback one send() can copy a whole 11 MB frame into the kernel in one call, and
+    everything else on the loop (pings, other clients, the camera) would wait for it."""
+
+    SEND_CHUNK_BYTES = 256 * 1024
 
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         self._sock = sock
         self._loop = asyncio.get_running_loop()
         self._closed = False
+        self._in_flight = 0
+        self._released = False
 
     async def recv(self, max_bytes: int) -> bytes:
         if self._closed:
             return b""
-        return await self._loop.sock_recv(self._sock, max_bytes)
+        self._in_flight += 1
+        try:
+            return await self._loop.sock_recv(self._sock, max_bytes)
+        finally:
+            self._done()
 
     async def send(self, data: bytes | memoryview) -> None:
-        await self._loop.sock_sendall(self._sock, data)
+        view = memoryview(data).cast("B")
+        chunk = self.SEND_CHUNK_BYTES
+        self._in_flight += 1
+        try:
+            for start in range(0, len(view), chunk):
+                if self._closed:
+                    raise BrokenPipeError("stream closed")
+                if start:
+                    await asyncio.sleep(0)
+                await self._loop.sock_sendall(self._sock, view[start:start + chunk])
+        finally:
+            self._done()
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        # shutdown wakes a pending recv (it returns b""); close then frees the descriptor.
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
-        self._sock.close()
+        self._release()
+
+    def _done(self) -> None:
+        self._in_flight -= 1
+        if self._closed:
+            self._release()
+
+    def _release(self) -> None:
+        if self._in_flight == 0 and not self._released:
+            self._released = True
+            self._sock.close()
 
 
 class FdReadiness:

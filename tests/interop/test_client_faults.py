@@ -16,6 +16,7 @@ import socket
 import struct
 import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 from qhy42_indi.indi.messages import Message, PingReply, SetVector
 from tests.support.camera import (
@@ -208,3 +209,30 @@ async def test_a_handler_that_raises_costs_the_client_its_command_not_its_connec
     assert log.count("Traceback (most recent call last)") == 1, log
     assert "RuntimeError: injected fault" in log
     assert "never retrieved" not in log
+
+
+async def test_clients_that_come_after_dropped_ones_are_served(tmp_path: Path) -> None:
+    """Stalled clients dropped for lagging free their descriptors while reads are pending;
+    the clients that connect next get those numbers and must be answered all the same."""
+    config = tmp_path / "config.toml"
+    config.write_text("[server]\nmax_behind_mb = 16.0\n")
+    with daemon("--config", str(config), "--backend", "simulator",
+                "--time-scale", "10") as server:
+        async with IndiClient.connect(HOST, server.port) as commander:
+            await connect_camera(commander)
+            stalled = [open_raw_blob_client(server.port) for _ in range(3)]
+            try:
+                sequence = await start_fast_sequence(commander, FRAMES)
+                await commander.wait_for(is_set("CCD_EXPOSURE", "Ok"), WAIT_S, start=sequence)
+                async with asyncio.timeout(WAIT_S):
+                    while server.log().count("disconnecting it") < len(stalled):
+                        await asyncio.sleep(0.05)
+            finally:
+                for sock in stalled:
+                    sock.close()
+            for index in range(len(stalled) + 2):
+                async with blob_client(server) as newcomer:
+                    await ping(newcomer, f"newcomer-{index}")
+            await ping(commander, "commander")
+        log = server.log()
+    assert tracebacks(log) == [], log
