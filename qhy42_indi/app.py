@@ -19,6 +19,7 @@ from qhy42_indi.backends.sdk_setup import SdkCameras, sdk_cameras_async
 from qhy42_indi.backends.sim_timing import CameraSync
 from qhy42_indi.backends.simulator import SimulatorBackend, SimulatorOptions
 from qhy42_indi.camera.device import Qhy42Device, default_device_name
+from qhy42_indi.camera.timecards import Site
 from qhy42_indi.config import Config
 from qhy42_indi.connect_defaults import ConnectDefaults
 from qhy42_indi.notify import Notifier, feed_watchdog, watchdog_period_s
@@ -44,10 +45,13 @@ async def build_hub(config: Config) -> Hub:
 
 def hub_for(config: Config, sdk: SdkCameras | None) -> Hub:
     hub = Hub()
+    site = None
+    if config.site is not None:  # a fixed observatory: BJD_TDB needs where it is
+        site = Site(config.site.latitude, config.site.longitude, config.site.elevation)
     if sdk is not None:
         names = sdk.names(config.camera.device_name, default_device_name("QHY42PRO"))
         for name, sdk_backend in zip(names, sdk.backends, strict=True):
-            hub.add_device(Qhy42Device(name, sdk_backend))
+            hub.add_device(Qhy42Device(name, sdk_backend, site=site))
         return hub
     # One sync cable and clock for all simulated cameras (a master triggers slaves)
     sync = CameraSync(config.camera.time_scale)
@@ -60,7 +64,7 @@ def hub_for(config: Config, sdk: SdkCameras | None) -> Hub:
         name = config.camera.device_name or default_device_name(f"QHY42PRO-{serial}")
         if index > 0 and config.camera.device_name:
             name = f"{config.camera.device_name} {index + 1}"
-        hub.add_device(Qhy42Device(name, backend))
+        hub.add_device(Qhy42Device(name, backend, site=site))
     return hub
 
 

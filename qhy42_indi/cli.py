@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
         " default /tmp/indiserver)",
     )
     local.add_argument("--no-local-socket", action="store_true", help="serve TCP only")
+    serve.add_argument("--snoop-server", metavar="HOST:PORT",
+                       help="INDI server whose mount, focuser, filter wheel... (ACTIVE_DEVICES)"
+                       " the camera reads for its FITS headers ('' = none)")
     serve.add_argument("--max-clients", type=int, help="most clients at once (0: no limit)")
     serve.add_argument("--allow", action="append", metavar="CIDR",
                        help="only clients from these networks (repeatable; default all)")
@@ -96,6 +99,7 @@ def _config(args: argparse.Namespace) -> Config:
         ("server", "max_clients"): getattr(args, "max_clients", None),
         ("server", "allow"): getattr(args, "allow", None),
         ("server", "read_only"): getattr(args, "read_only", None),
+        ("snoop", "server"): getattr(args, "snoop_server", None),
         ("camera", "backend"): args.backend,
         ("camera", "device_name"): args.device_name,
         ("camera", "simulators"): args.simulators,
@@ -141,6 +145,9 @@ def check_config(file: Path | None) -> int:
               f"{commands}, Home Assistant discovery: {'on' if mqtt.homeassistant else 'off'}")
     else:
         print("  MQTT off")
+    snoop = config.snoop.server
+    print(f"  snooping: {f'from {snoop}' if snoop else 'through indiserver only (as its driver)'}")
+    print(f"  site: {config.describe_site()}")
     return 0
 
 

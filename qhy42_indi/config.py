@@ -5,7 +5,8 @@ of the wrong type or range is an error at start that names the key (`server.prot
 `server.allow[1]`, `camera.defaults.CCD_GAIN.GAIN`). Property values for the camera
 ([camera.defaults], [upload]) are checked against the INDI skeletons by property_values.py.
 Not for INDI property values a client sets: those are the device's own configuration
-(CONFIG_PROCESS, in ~/.indi).
+(CONFIG_PROCESS, in ~/.indi). [site] is optional: without it `Config.site` is None (and the
+headers get no barycentric times); with it, latitude and longitude are required.
 """
 
 from __future__ import annotations
@@ -100,12 +101,43 @@ class MqttConfig:
 
 
 @dataclass
+class SnoopConfig:
+    # An INDI server whose mount, focuser, filter wheel, rotator and sky-quality meter (as
+    # named in ACTIVE_DEVICES) the camera reads for its FITS headers, when it runs standalone
+    # (`serve`); "host:port", empty for none. Under indiserver it snoops through indiserver.
+    server: str = ""
+
+
+@dataclass
+class SiteConfig:
+    """[site]: where the telescope is, for the BJD_TDB of each frame (camera/timecards.py)."""
+
+    latitude: float  # degrees, WGS84, north positive, -90..90
+    longitude: float  # degrees, WGS84, EAST positive, -180..360 (-110 and 250 are one place)
+    elevation: float = 0.0  # metres above the ellipsoid; a 100 m error moves BJD by < 0.4 us
+
+    def describe(self) -> str:
+        """As a person reads it: 47.3769 N, 110.25 W, 408 m."""
+        east = (self.longitude + 180.0) % 360.0 - 180.0
+        return (f"{abs(self.latitude):.8g} {'S' if self.latitude < 0 else 'N'}, "
+                f"{abs(east):.8g} {'W' if east < 0 else 'E'}, {self.elevation:.8g} m")
+
+
+@dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
     upload: UploadConfig = field(default_factory=UploadConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    snoop: SnoopConfig = field(default_factory=SnoopConfig)
+    site: SiteConfig | None = None  # no [site]: unknown
     source: Path | None = None  # the file it was read from, if any
+
+    def describe_site(self) -> str:
+        """One line for check-config."""
+        if self.site is None:
+            return "not set (headers get no BJD_TDB)"
+        return f"{self.site.describe()} (headers get BJD_TDB when the target is known)"
 
     def connect_commands(self) -> list[PresetCommand]:
         """What to apply on CONNECT, in order: [upload], then [camera.defaults] as written."""
@@ -119,7 +151,12 @@ class Config:
 
 
 BACKENDS = ("auto", "simulator", "sdk")
-SECTIONS = ("server", "camera", "upload", "mqtt")
+SECTIONS = ("server", "camera", "upload", "mqtt", "snoop", "site")
+SITE_REQUIRED = ("latitude", "longitude")
+# Validated ranges, inclusive, and what the numbers are.
+SITE_RANGES = {"latitude": (-90.0, 90.0, "degrees north"),
+               "longitude": (-180.0, 360.0, "degrees east"),
+               "elevation": (-1000.0, 10_000.0, "m")}
 
 
 def config_path(explicit: Path | None) -> Path | None:
@@ -152,7 +189,10 @@ def load_config(path: Path | None) -> Config:
                 raise ConfigError(
                     f"unknown section [{section_name}] (sections: {', '.join(SECTIONS)})"
                 )
-            _apply_section(getattr(config, section_name), section_name, section_value)
+            if section_name == "site":
+                config.site = _site(section_value)
+            else:
+                _apply_section(getattr(config, section_name), section_name, section_value)
         validate(config)
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from error
@@ -168,6 +208,17 @@ def _apply_section(section: Any, section_name: str, values: dict[str, Any]) -> N
                 f"unknown key {section_name}.{key} (keys: {', '.join(sorted(known))})"
             )
         setattr(section, key, _checked(f"{section_name}.{key}", hints[key], value))
+
+
+def _site(values: dict[str, Any]) -> SiteConfig:
+    # A site without its latitude or longitude would put a wrong BJD in every header.
+    for key in SITE_REQUIRED:
+        if key not in values:
+            raise ConfigError(f"site.{key} is missing: [site] needs latitude and longitude "
+                              "(elevation is 0 unless given)")
+    site = SiteConfig(latitude=0.0, longitude=0.0)
+    _apply_section(site, "site", values)
+    return site
 
 
 def _checked(key: str, expected: Any, value: Any) -> Any:
@@ -213,7 +264,27 @@ def validate(config: Config) -> None:
     networks("server.allow", server.allow)
     networks("server.read_only", server.read_only)
     _validate_mqtt(mqtt)
+    if config.snoop.server:
+        snoop_address(config.snoop.server)
+    if config.site is not None:
+        _validate_site(config.site)
     config.connect_commands()
+
+
+def _validate_site(site: SiteConfig) -> None:
+    for key, (low, high, unit) in SITE_RANGES.items():
+        value = getattr(site, key)
+        if not low <= value <= high:  # also refuses TOML's nan and inf
+            raise ConfigError(f"site.{key} must be {low:g} to {high:g} {unit}, not {value}")
+
+
+def snoop_address(value: str) -> tuple[str, int]:
+    """snoop.server as (host, port); ConfigError naming the key if it is not host:port."""
+    host, colon, port = value.rpartition(":")
+    if not colon or not host or not port.isdigit():
+        raise ConfigError(f"snoop.server must be host:port (e.g. localhost:7624), not {value!r}")
+    _check_port("snoop.server's port", int(port))
+    return host.strip("[]"), int(port)
 
 
 def _check_port(key: str, port: int) -> None:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from qhy42_indi import __version__
 from qhy42_indi.backends.base import CameraGone, ExposureControl, ExposureStart, Frame, GpioControl
+from qhy42_indi.camera import timecards
 from qhy42_indi.camera.core import CameraCore
 from qhy42_indi.camera.delivery import UploadMode, encode_off_loop, save_off_loop
 from qhy42_indi.camera.device_base import Handler, PropertyDevice
@@ -31,6 +32,7 @@ from qhy42_indi.camera.fits import (
 )
 from qhy42_indi.camera.hdr import Splice, merge_hdr, splice_cards
 from qhy42_indi.camera.settings import SensorSettings
+from qhy42_indi.camera.timing import FrameTiming
 from qhy42_indi.camera.upload import UploadError
 from qhy42_indi.indi.messages import NewVector, PropertyState, SwitchState
 from qhy42_indi.indi.properties import PropertyVector, Value
@@ -47,7 +49,7 @@ CLEAR_KEYWORDS = "INDI_CLEAR"
 
 # When row 0 of a frame began (UTC) and the timing cards that say how it is known; timing.py
 # provides it (GPS head or host clock), called before the frame is processed.
-FrameTimer = Callable[[Frame], tuple[datetime, Sequence[Card]]]
+FrameTimer = Callable[[Frame], FrameTiming]
 
 
 class Capture:
@@ -63,8 +65,10 @@ class Capture:
         frame_timer: FrameTimer,
         trigger: Callable[[], TriggerWait | None],
         camera_gone: Callable[[CameraGone], None],
+        site: timecards.Site | None = None,
     ) -> None:
         self._device = device
+        self._site = site
         self._settings = settings
         self._set_temperature_c = set_temperature_c
         self._frame_timer = frame_timer
@@ -171,7 +175,12 @@ class Capture:
     async def deliver(self, frame: Frame, more_cards: Sequence[Card] = ()) -> None:
         """Build and send the frame. `more_cards` go last (a burst frame's cards)."""
         props = self._device.props
-        start_utc, timing_cards = self._frame_timer(frame)
+        timing = self._frame_timer(frame)
+        start_utc = timing.start_utc
+        time_cards = await asyncio.to_thread(
+            timecards.time_cards, start_utc, frame.exposure_s,
+            line_period_us=frame.line_period_us, image_rows=frame.height, bin_y=frame.bin_y,
+            time_source=timing.source, site=self._site, target=None)
         pixels, extra_cards = frame.pixels, []
         if self._settings.hdr_merged and frame.bit_depth == 16:
             pixels, splice = await asyncio.to_thread(
@@ -181,8 +190,8 @@ class Capture:
         mode = self._upload_mode()
         to_clients = mode in (UploadMode.CLIENT, UploadMode.BOTH)
         compress = props["CCD_COMPRESSION"].is_on("INDI_ENABLED")
-        cards = [*standard_cards(self._metadata(frame, start_utc, timing_cards)), *extra_cards,
-                 *more_cards]
+        cards = [*standard_cards(self._metadata(frame, start_utc, [*timing.cards, *time_cards])),
+                 *extra_cards, *more_cards]
         encoded = await encode_off_loop(pixels, cards, compress=compress)
         failure = None
         if mode in (UploadMode.LOCAL, UploadMode.BOTH):

@@ -41,6 +41,7 @@ from qhy42_indi.camera.live import LiveSession
 from qhy42_indi.camera.settings import SensorSettings
 from qhy42_indi.camera.sim_controls import SimulatorPanel
 from qhy42_indi.camera.streaming import Streaming
+from qhy42_indi.camera.timecards import Site
 from qhy42_indi.camera.timing import ON_DEMAND_PROPERTIES, Timing
 from qhy42_indi.camera.upload import UploadError
 from qhy42_indi.indi.messages import NewVector, PropertyState, SwitchState
@@ -96,7 +97,7 @@ def default_device_name(camera_id: str) -> str:
 
 
 class Qhy42Device(PropertyDevice):
-    def __init__(self, name: str, backend: CameraBackend) -> None:
+    def __init__(self, name: str, backend: CameraBackend, *, site: Site | None = None) -> None:
         directory = skeleton_dir()
         sets = {
             part: load_skeleton(directory / f"qhy42_{part}_sk.xml")
@@ -128,11 +129,11 @@ class Qhy42Device(PropertyDevice):
             self, self.core, backend, backend, self.settings,
             set_temperature_c=lambda: self.cooling.target_c,
             frame_timer=self.timing.frame_timer, trigger=self.timing.trigger_wait,
-            camera_gone=self.hotplug.camera_gone,
+            camera_gone=self.hotplug.camera_gone, site=site,
         )
         # Live video and burst share one reader of the camera's live frames.
         self.live = LiveSession(self.core, backend, self.hotplug.camera_gone)
-        self.streaming = Streaming(self, self.core, backend, self.live)
+        self.streaming = Streaming(self, self.core, backend, self.live, self.timing)
         self.burst = Burst(self, self.core, backend, self.live, self.capture.deliver)
         parts: list[HasHandlers] = [self.settings, self.cooling, self.capture, self.streaming,
                                     self.burst, self.timing]

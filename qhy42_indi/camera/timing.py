@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -79,6 +80,15 @@ class TimeSource(StrEnum):
 
     GPS = "GPS"  # the GPS-BOX head in row 0
     HOST = "HOST"  # the host clock when the backend reported the start
+
+
+@dataclass(frozen=True, slots=True)
+class FrameTiming:
+    """When a frame's row 0 began (UTC), from which clock (TIMESRC), and its timing cards."""
+
+    start_utc: datetime
+    source: str
+    cards: Sequence[Card]
 
 
 def iso_utc(moment: datetime) -> str:
@@ -308,26 +318,39 @@ class Timing:
 
     # ---- frames --------------------------------------------------------------------------
 
-    def frame_timer(self, frame: Frame) -> tuple[datetime, Sequence[Card]]:
-        """Row 0's start of a frame and its timing cards (capture.py calls it per frame)."""
-        gps = read_frame_head(frame.pixels) if self._gps_mode_on() else None
-        source, start_utc = TimeSource.HOST, frame.start_utc
-        if gps is not None and gps.time_valid:
-            source, start_utc = TimeSource.GPS, gps.start.utc
-        if self._gps_mode_on():
+    def frame_timer(self, frame: Frame) -> FrameTiming:
+        """Row 0's start of a frame, its clock and its timing cards (capture.py calls it per
+        frame)."""
+        start_utc, source, gps = self._start_of(frame)
+        self.show_frame_times(frame, publish_gps=True)
+        return FrameTiming(start_utc, source.value, timing_cards(frame, start_utc, source, gps))
+
+    def frame_start(self, frame: Frame) -> datetime:
+        """Row 0's start of a live frame, from the clock frame_timer would use (the GPS head
+        when the receiver's time is valid): the SER recorder's per-frame timestamps."""
+        return self._start_of(frame)[0]
+
+    def show_frame_times(self, frame: Frame, *, publish_gps: bool) -> None:
+        """EXPOSURE_TIMING (and, with publish_gps, GPS_STATE/GPS_DATA) for this frame."""
+        start_utc, source, gps = self._start_of(frame)
+        if publish_gps and self._gps_mode_on():
             self._publish_gps(gps)
         described = source.value
         if gps is not None:
             described += f" (GPS {gps.status.label})"
-        props = self._device.props
-        props["EXPOSURE_TIMING"].set_values({
+        self._device.props["EXPOSURE_TIMING"].set_values({
             "START_UTC": iso_utc(start_utc),
             "END_UTC": iso_utc(start_utc + timedelta(seconds=frame.exposure_s)),
             "SEQUENCE": str(frame.sequence),
             "TIME_SOURCE": described,
         })
         self._device.update("EXPOSURE_TIMING", PropertyState.OK)
-        return start_utc, timing_cards(frame, start_utc, source, gps)
+
+    def _start_of(self, frame: Frame) -> tuple[datetime, TimeSource, GpsHeader | None]:
+        gps = read_frame_head(frame.pixels) if self._gps_mode_on() else None
+        if gps is not None and gps.time_valid:
+            return gps.start.utc, TimeSource.GPS, gps
+        return frame.start_utc, TimeSource.HOST, gps
 
     def _publish_gps(self, gps: GpsHeader | None) -> None:
         if gps is None:

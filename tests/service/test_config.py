@@ -17,8 +17,10 @@ from qhy42_indi.config import (
     DEFAULT_CONFIG_PATH,
     Config,
     ConfigError,
+    SiteConfig,
     config_path,
     load_config,
+    snoop_address,
 )
 from qhy42_indi.indi.messages import SetVector, SwitchElement, SwitchState
 from tests.service.logs import logged
@@ -119,7 +121,7 @@ def test_the_file_comes_from_the_flag_then_the_environment_then_the_default_path
 def test_the_example_has_every_key_and_is_valid() -> None:
     example = tomllib.loads(EXAMPLE.read_text())
     config = load_config(EXAMPLE)
-    for section in ("server", "camera", "upload", "mqtt"):
+    for section in ("server", "camera", "upload", "mqtt", "snoop"):
         keys = {f.name for f in fields(getattr(config, section))}
         assert set(example[section]) == keys, section
     assert config.connect_commands()
@@ -130,7 +132,7 @@ def test_the_readme_documents_every_key_and_the_default_path() -> None:
     section = readme.split("### Configuration file", 1)[1].split("\n## ", 1)[0]
     assert str(DEFAULT_CONFIG_PATH) in section and "check-config" in section
     config = Config()
-    for name in ("server", "camera", "upload", "mqtt"):
+    for name in ("server", "camera", "upload", "mqtt", "snoop"):
         assert f"[{name}]" in section
         for key in (f.name for f in fields(getattr(config, name))):
             assert re.search(rf"\b{key}\b", section), f"{name}.{key} is not in the README"
@@ -226,3 +228,97 @@ async def test_the_saved_device_configuration_wins_over_the_defaults(tmp_path: P
             await client.wait_for(lambda m: type(m).__name__ == "PingReply", start=start)
             gains = [number(m, "GAIN") for m in client.received[start:] if is_set("CCD_GAIN")(m)]
             assert gains and set(gains) == {5}
+
+
+# ---- [site] ----------------------------------------------------------------------------------
+
+SITE = "[site]\nlatitude = 47.3769\nlongitude = 8.5417\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("[site]\nlatitude = 91.0\nlongitude = 8.5\n",
+         "site.latitude must be -90 to 90 degrees north, not 91.0"),
+        ("[site]\nlatitude = -90.5\nlongitude = 8.5\n", "site.latitude must be -90 to 90"),
+        ("[site]\nlatitude = nan\nlongitude = 8.5\n", "site.latitude must be -90 to 90"),
+        (SITE.replace("8.5417", "361"), "site.longitude must be -180 to 360 degrees east, not "
+                                         "361.0"),
+        (SITE.replace("8.5417", "-180.5"), "site.longitude must be -180 to 360"),
+        (SITE.replace("8.5417", "inf"), "site.longitude must be -180 to 360"),
+        (SITE + "elevation = 20000\n", "site.elevation must be -1000 to 10000 m, not 20000.0"),
+        ('[site]\nlatitude = "47.3769"\nlongitude = 8.5\n', "site.latitude must be float, not str"),
+        ("[site]\nlatitude = 47.3\nlongitude = true\n", "site.longitude must be float, not bool"),
+        (SITE + 'elevation = "408 m"\n', "site.elevation must be float, not str"),
+        ("[site]\nlatitude = 47.3769\n", "site.longitude is missing"),
+        ("[site]\nelevation = 400\n", "site.latitude is missing"),
+        (SITE + "altitude = 400\n", "unknown key site.altitude (keys: elevation, latitude, "
+                                    "longitude)"),
+    ],
+)
+def test_a_wrong_site_is_an_error_naming_the_key(tmp_path: Path, text: str, named: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load(tmp_path, text)
+    assert named in str(error.value)
+    assert str(tmp_path / "config.toml") in str(error.value)
+
+
+def test_the_site_is_none_unless_given_and_its_numbers_are_floats(tmp_path: Path) -> None:
+    assert load(tmp_path, "[server]\nport = 7624\n").site is None
+    assert Config().describe_site() == "not set (headers get no BJD_TDB)"
+    site = load(tmp_path, "[site]\nlatitude = -31\nlongitude = 149.0617\nelevation = 1165\n").site
+    assert site == SiteConfig(latitude=-31.0, longitude=149.0617, elevation=1165.0)
+    assert isinstance(site.latitude, float) and isinstance(site.elevation, float)
+    assert site.describe() == "31 S, 149.0617 E, 1165 m"
+    assert load(tmp_path, SITE).site == SiteConfig(latitude=47.3769, longitude=8.5417,
+                                                   elevation=0.0)
+
+
+@pytest.mark.parametrize(("longitude", "shown"), [(250, "110 W"), (-110, "110 W"), (-180, "180 W"),
+                                                  (360, "0 E"), (0, "0 E"), (179.5, "179.5 E")])
+def test_longitude_is_east_positive_either_way_round(tmp_path: Path, longitude: float,
+                                                     shown: str) -> None:
+    site = load(tmp_path, f"[site]\nlatitude = 90\nlongitude = {longitude}\n").site
+    assert site is not None and site.longitude == longitude
+    assert site.describe() == f"90 N, {shown}, 0 m"
+
+
+def test_the_example_documents_the_site_commented_out_and_valid(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text()
+    assert "site" not in tomllib.loads(text)  # a copied example must not claim a site
+    block = text[text.index("# [site]"):].splitlines()
+    uncommented = "\n".join(line.removeprefix("# ") for line in block if line.startswith("# "))
+    site = load(tmp_path, uncommented).site
+    assert site is not None
+    assert set(tomllib.loads(uncommented)["site"]) == {f.name for f in fields(site)}
+
+
+def test_check_config_accepts_a_site_and_names_the_key_of_a_wrong_one(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text(SITE + "elevation = 408\n")
+    result = run_cli(tmp_path, "check-config", str(good))
+    assert result.returncode == 0, result.stderr
+    assert f"{good}: ok" in result.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text(SITE.replace("47.3769", "147.3769"))
+    result = run_cli(tmp_path, "check-config", str(bad))
+    assert result.returncode == 2 and "site.latitude must be -90 to 90" in result.stderr
+
+
+@pytest.mark.parametrize(("value", "error"), [
+    ("localhost", "snoop.server must be host:port"),
+    (":7624", "snoop.server must be host:port"),
+    ("scope.local:99999", "snoop.server's port"),
+])
+def test_a_snoop_server_must_be_host_and_port(tmp_path: Path, value: str, error: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(f'[snoop]\nserver = "{value}"\n')
+    with pytest.raises(ConfigError, match=error):
+        load_config(path)
+
+
+def test_a_snoop_server_from_the_file_or_the_flag(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[snoop]\nserver = "mount.local:7624"\n')
+    assert load_config(path).snoop.server == "mount.local:7624"
+    assert snoop_address("[::1]:7625") == ("::1", 7625)
