@@ -10,8 +10,10 @@ live mode ends when neither needs it. Each frame the camera outputs is thinned a
 (STREAMING_DIVISOR_VALUE > 1 drops every Nth frame), cropped to CCD_STREAM_FRAME, then
 
 * recorded, every frame, when a recording runs (recording.py; LIMITS_BUFFER_MAX bounds what
-  waits for the disk); the recording ends at RECORD_OFF, after RECORD_DURATION seconds
-  (RECORD_DURATION_ON) or RECORD_FRAME_TOTAL frames (RECORD_FRAME_ON);
+  waits for the disk), each with its start time from timing.py's clock (the GPS head when
+  its time is valid, else the host's), shown in EXPOSURE_TIMING while it runs; the
+  recording ends at RECORD_OFF, after RECORD_DURATION seconds (RECORD_DURATION_ON) or
+  RECORD_FRAME_TOTAL frames (RECORD_FRAME_ON);
 * streamed, when CCD_VIDEO_STREAM is on, at most LIMITS_PREVIEW_FPS frames a second: encoded
   (stream_frames.py) and set on CCD1 as `.stream` or `.stream_jpg`. The encoder takes frames
   from a one-frame slot: a frame that arrives while it is busy replaces the waiting one, so
@@ -38,12 +40,12 @@ import logging
 import math
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from qhy42_indi.backends.base import BackendError, Lifecycle, LiveFrame
+from qhy42_indi.backends.base import BackendError, Frame, Lifecycle, LiveFrame
 from qhy42_indi.camera.core import CameraCore, Refused, Request
 from qhy42_indi.camera.device_base import Handler, PropertyDevice
 from qhy42_indi.camera.live import LiveSession
@@ -63,6 +65,14 @@ MEBIBYTE = 1024 * 1024
 PREVIEW_SLACK = 0.25
 
 
+class FrameTimes(Protocol):
+    """When a live frame began, from the clock the device trusts (timing.py)."""
+
+    def frame_start(self, frame: Frame) -> datetime: ...
+
+    def show_frame_times(self, frame: Frame, *, publish_gps: bool) -> None: ...
+
+
 class Streaming:
     def __init__(
         self,
@@ -70,9 +80,11 @@ class Streaming:
         core: CameraCore,
         backend: Lifecycle,
         session: LiveSession,
+        frame_times: FrameTimes,
     ) -> None:
         self._device = device
         self._core = core
+        self._frame_times = frame_times
         self._backend = backend
         self._session = session
         session.listeners.append(self)
@@ -89,6 +101,7 @@ class Streaming:
         self._next_preview_s = -math.inf
         self._next_stats_s = -math.inf
         self._delay_s = 0.0
+        self._next_timing_s = -math.inf
         self.frames_published = 0
         self.frames_replaced = 0  # stream frames the encoder was too busy for
 
@@ -267,7 +280,10 @@ class Streaming:
         source = live.frame.pixels
         pixels = crop(source, self._window_for(source.shape[1], source.shape[0]))
         if self._recording is not None:
-            self._record(pixels, live.frame.start_utc, now_s)
+            self._record(pixels, self._frame_times.frame_start(live.frame), now_s)
+            if now_s >= self._next_timing_s:
+                self._next_timing_s = now_s + STATS_PERIOD_S
+                self._frame_times.show_frame_times(live.frame, publish_gps=False)
         if self._streaming and self._preview_due(now_s):
             if self._pending is not None:
                 self.frames_replaced += 1

@@ -1,0 +1,105 @@
+"""A SER recording in GPS-BOX mode: its trailer holds, for every frame, the start time from
+the GPS head in that frame's row 0, not the host's clock. Read back with the project's
+reader and with a second, independent one written here from the format's description.
+
+The simulated GPS-BOX writes the simulated world's UTC, which runs `time_scale` times as fast
+as the host clock: a trailer taken from the host clock would be far from the heads' times."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qhy42_indi.backends.gps_header import read_frame_head
+from qhy42_indi.backends.simulator import SimulatorBackend, SimulatorOptions
+from qhy42_indi.camera.device import Qhy42Device
+from qhy42_indi.camera.ser import read_ser
+from qhy42_indi.indi.messages import (
+    IndiMessage,
+    NewVector,
+    NumberElement,
+    SetVector,
+    SwitchElement,
+    SwitchState,
+    TextElement,
+    VectorKind,
+)
+
+NAME = "GPS Cam"
+FRAMES = 8
+EPOCH = datetime(1, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+async def camera() -> AsyncIterator[tuple[Qhy42Device, list[IndiMessage]]]:
+    device = Qhy42Device(NAME, SimulatorBackend(SimulatorOptions(seed=5, time_scale=20)))
+    published: list[IndiMessage] = []
+    device.bind(published.append)
+    await device.connect()
+    try:
+        yield device, published
+    finally:
+        await device.close()
+
+
+def command(kind: VectorKind, name: str, **values: object) -> NewVector:
+    element = {VectorKind.SWITCH: lambda k, v: SwitchElement(name=k, value=SwitchState.ON),
+               VectorKind.NUMBER: lambda k, v: NumberElement(name=k, value=float(v)),  # type: ignore[arg-type]
+               VectorKind.TEXT: lambda k, v: TextElement(name=k, value=str(v))}[kind]
+    return NewVector(kind=kind, device=NAME, name=name,
+                     elements=tuple(element(k, v) for k, v in values.items()))
+
+
+def independent_trailer(path: Path) -> tuple[int, list[datetime]]:
+    """The frame count and per-frame UTC times of a SER file, read straight from its bytes:
+    the 178-byte header (FrameCount at offset 38, width/height/depth at 26/30/34), the
+    frames, then one little-endian 64-bit count of 100 ns ticks since 0001-01-01 per frame."""
+    data = path.read_bytes()
+    assert data[:14] == b"LUCAM-RECORDER"
+    width, height, depth, count = struct.unpack_from("<4i", data, 26)
+    frame_bytes = width * height * (2 if depth > 8 else 1)
+    trailer = data[178 + count * frame_bytes:]
+    assert len(trailer) == 8 * count
+    ticks = struct.unpack(f"<{count}q", trailer)
+    return count, [EPOCH + timedelta(microseconds=t // 10) for t in ticks]
+
+
+async def test_a_gps_box_recording_has_the_gps_start_times_in_its_trailer(
+    camera: tuple[Qhy42Device, list[IndiMessage]], tmp_path: Path,
+) -> None:
+    device, published = camera
+    for message in (
+        command(VectorKind.SWITCH, "GPIO_MODE", GPIO_GPS_BOX=True),
+        command(VectorKind.NUMBER, "CCD_FRAME", X=0, Y=0, WIDTH=128, HEIGHT=64),
+        command(VectorKind.NUMBER, "STREAMING_EXPOSURE", STREAMING_EXPOSURE_VALUE=0.01),
+        command(VectorKind.TEXT, "RECORD_FILE", RECORD_FILE_DIR=str(tmp_path),
+                RECORD_FILE_NAME="gps"),
+        command(VectorKind.NUMBER, "RECORD_OPTIONS", RECORD_DURATION=1,
+                RECORD_FRAME_TOTAL=FRAMES),
+    ):
+        await device.handle_new(message)
+    await asyncio.sleep(0.5)  # the GPS-BOX locks after 5 s of camera time (0.25 s here)
+    await device.handle_new(command(VectorKind.SWITCH, "RECORD_STREAM", RECORD_FRAME_ON=True))
+    async with asyncio.timeout(30):
+        while not (tmp_path / "gps.ser").exists():
+            await asyncio.sleep(0.02)
+
+    ser = read_ser(tmp_path / "gps.ser")
+    count, times = independent_trailer(tmp_path / "gps.ser")
+    assert count == len(ser.frames) == FRAMES
+    for index, pixels in enumerate(ser.frames):
+        head = read_frame_head(np.ascontiguousarray(pixels))
+        assert head is not None and head.time_valid, index
+        assert abs(ser.timestamp(index) - head.start.utc) < timedelta(microseconds=1)
+        assert abs(times[index] - head.start.utc) < timedelta(microseconds=1)
+    host_now = datetime.now(UTC)
+    assert abs(times[-1] - host_now) > timedelta(seconds=5)  # not the host clock
+    timing = [m for m in published if isinstance(m, SetVector) and m.name == "EXPOSURE_TIMING"]
+    assert timing and any("GPS" in str(e.value) for m in timing for e in m.elements
+                          if e.name == "TIME_SOURCE")
