@@ -253,9 +253,13 @@ class Connection:
         limits: QueueLimits = DEFAULT_LIMITS,
         *,
         read_only: bool = False,
+        upstream: bool = False,
     ) -> None:
         self.peer = peer
         self.read_only = read_only
+        # indiserver, when we run as its driver: it forwards other drivers' properties that
+        # we ask for (snooping), and takes our getProperties requests for them.
+        self.upstream = upstream
         self.blob_policy = BlobPolicy()
         self.interest = Interest()
         self.frames_dropped = 0

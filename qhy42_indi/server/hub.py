@@ -14,6 +14,12 @@ stays open.
 Observers (MQTT telemetry, the exposure log, the connect defaults) see every device message,
 before any encoding, through `observe()`: a plain call that must return at once (queue, never
 wait).
+
+Snooping under indiserver: the stdio link to indiserver is an upstream connection. The
+devices say which properties of other devices they want (`want_snooped`); the hub asks
+indiserver for them with getProperties (again on every new upstream link), and hands the
+def/set/del messages indiserver forwards to the devices' sinks (`snooped`). Nothing of this
+goes to the clients: a getProperties from a server is not something KStars expects.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Protocol
 
 from qhy42_indi.indi.messages import (
     DefVector,
+    DelProperty,
     EnableBlob,
     GetProperties,
     IndiMessage,
@@ -62,6 +69,7 @@ class Device(Protocol):
 
 
 Observer = Callable[[IndiMessage], None]
+SnoopPair = tuple[str, str]  # (device, property)
 
 
 class Hub:
@@ -69,6 +77,8 @@ class Hub:
         self.devices: dict[str, Device] = {}
         self.connections: set[Connection] = set()
         self._observers: list[Observer] = []
+        self._snoop_sinks: list[Observer] = []
+        self._snoop_wants: dict[str, frozenset[SnoopPair]] = {}
 
     def add_device(self, device: Device) -> None:
         self.devices[device.name] = device
@@ -76,6 +86,8 @@ class Hub:
 
     def attach(self, connection: Connection) -> None:
         self.connections.add(connection)
+        if connection.upstream:
+            self._request(connection, self._wanted())
 
     def detach(self, connection: Connection) -> None:
         self.connections.discard(connection)
@@ -85,6 +97,40 @@ class Hub:
         """Call `observer` with every device message from now on; returns the way to stop."""
         self._observers.append(observer)
         return lambda: self._observers.remove(observer)
+
+    # ---- snooping through an upstream indiserver
+
+    def snooped(self, sink: Observer) -> Callable[[], None]:
+        """Call `sink` with every def/set/del of other devices that indiserver forwards."""
+        self._snoop_sinks.append(sink)
+        return lambda: self._snoop_sinks.remove(sink)
+
+    def want_snooped(self, owner: str, pairs: frozenset[SnoopPair]) -> None:
+        """What `owner` (a device) wants to snoop now; the new pairs are asked for at once."""
+        before = self._wanted()
+        self._snoop_wants[owner] = pairs
+        added = self._wanted() - before
+        for connection in list(self.connections):
+            if connection.upstream:
+                self._request(connection, added)
+
+    def _wanted(self) -> frozenset[SnoopPair]:
+        return frozenset().union(*self._snoop_wants.values())
+
+    def _request(self, connection: Connection, pairs: frozenset[SnoopPair]) -> None:
+        connection.send_messages([GetProperties(device=device, name=name)
+                                  for device, name in sorted(pairs)])
+
+    def _feed_snooped(self, message: DefVector | SetVector | DelProperty) -> None:
+        if message.device in self.devices:
+            return  # our own, echoed
+        for sink in list(self._snoop_sinks):
+            try:
+                sink(message)
+            except Exception:  # a sink's bug must not cost the link
+                log.exception("snoop sink %r failed", sink)
+
+    # ---- the devices' messages
 
     def publish(self, message: IndiMessage) -> None:
         """A device's message to every connection that wants it, encoded once."""
@@ -117,6 +163,8 @@ class Hub:
             connection.send(Outgoing.of(PingReply(uid=message.uid)))
         elif isinstance(message, NewVector):
             await self._new_vector(connection, message)
+        elif isinstance(message, DefVector | SetVector | DelProperty) and connection.upstream:
+            self._feed_snooped(message)
         # Anything else from a client (set, def, message, pingReply) has no meaning here.
 
     def _get_properties(self, connection: Connection, request: GetProperties) -> None:

@@ -55,7 +55,7 @@ async def run_stdio_session(hub: Hub) -> None:
     log.info("output to indiserver bounded: stream frames dropped past %s, every frame past "
              "%d MiB behind (indiserver -d, -m)", _mib(limits.drop_stream_bytes),
              limits.max_behind_bytes // MIB)
-    connection = Connection("indiserver", stream, limits)
+    connection = Connection("indiserver", stream, limits, upstream=True)
     connection.interest.add(None, None)
     connection.blob_policy.connection_mode = BlobEnable.ALSO
     await run_session(hub, stream, connection)
