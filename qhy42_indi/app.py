@@ -20,7 +20,7 @@ from qhy42_indi.backends.sim_timing import CameraSync
 from qhy42_indi.backends.simulator import SimulatorBackend, SimulatorOptions
 from qhy42_indi.camera.device import Qhy42Device, default_device_name
 from qhy42_indi.camera.timecards import Site
-from qhy42_indi.config import Config
+from qhy42_indi.config import Config, snoop_address
 from qhy42_indi.connect_defaults import ConnectDefaults
 from qhy42_indi.notify import Notifier, feed_watchdog, watchdog_period_s
 from qhy42_indi.server.access import AccessControl, AccessPolicy
@@ -29,6 +29,7 @@ from qhy42_indi.server.hub import Hub
 from qhy42_indi.server.local import start_local_server
 from qhy42_indi.server.stdio import run_stdio_session
 from qhy42_indi.server.tcp import start_tcp_server
+from qhy42_indi.snoop.client import SnoopClient
 from qhy42_indi.tasks import cancel_and_wait
 from qhy42_indi.telemetry.exposure_log import ExposureLog
 from qhy42_indi.telemetry.mqtt import MqttTelemetry
@@ -51,7 +52,7 @@ def hub_for(config: Config, sdk: SdkCameras | None) -> Hub:
     if sdk is not None:
         names = sdk.names(config.camera.device_name, default_device_name("QHY42PRO"))
         for name, sdk_backend in zip(names, sdk.backends, strict=True):
-            hub.add_device(Qhy42Device(name, sdk_backend, site=site))
+            add_camera(hub, Qhy42Device(name, sdk_backend, site=site))
         return hub
     # One sync cable and clock for all simulated cameras (a master triggers slaves)
     sync = CameraSync(config.camera.time_scale)
@@ -64,8 +65,13 @@ def hub_for(config: Config, sdk: SdkCameras | None) -> Hub:
         name = config.camera.device_name or default_device_name(f"QHY42PRO-{serial}")
         if index > 0 and config.camera.device_name:
             name = f"{config.camera.device_name} {index + 1}"
-        hub.add_device(Qhy42Device(name, backend, site=site))
+        add_camera(hub, Qhy42Device(name, backend, site=site))
     return hub
+
+
+def add_camera(hub: Hub, device: Qhy42Device) -> None:
+    hub.add_device(device)
+    device.snooping.bind(hub)  # through indiserver, when we run as its driver
 
 
 async def close_devices(hub: Hub) -> None:
@@ -83,11 +89,18 @@ def queue_limits(config: Config) -> QueueLimits:
 
 
 class Beside:
-    """What runs beside the INDI service: the exposure log, connect defaults, MQTT."""
+    """What runs beside the INDI service: the exposure log, connect defaults, MQTT, and the
+    snoop clients that read the mount, focuser... from `[snoop] server`."""
 
     def __init__(self, hub: Hub, config: Config) -> None:
         self._hub = hub
         self._stop_exposure_log: Callable[[], None] | None = None
+        self.snoop_clients: list[SnoopClient] = []
+        if config.snoop.server:
+            host, port = snoop_address(config.snoop.server)
+            self.snoop_clients = [SnoopClient(host, port, device.snooping.values)
+                                  for device in hub.devices.values()
+                                  if isinstance(device, Qhy42Device)]
         self.defaults = ConnectDefaults(hub, config.connect_commands())
         self.telemetry = (
             MqttTelemetry(hub, config.mqtt, setpoint_reader(hub)) if config.mqtt.enabled
@@ -97,6 +110,8 @@ class Beside:
     def start(self) -> None:
         self._stop_exposure_log = self._hub.observe(ExposureLog())
         self.defaults.start()
+        for client in self.snoop_clients:
+            client.start()
         if self.telemetry is not None:
             self.telemetry.start()
 
@@ -104,6 +119,8 @@ class Beside:
         if self._stop_exposure_log is not None:
             self._stop_exposure_log()
         await self.defaults.stop()
+        for client in self.snoop_clients:
+            await client.stop()
         if self.telemetry is not None:
             await self.telemetry.stop()
 

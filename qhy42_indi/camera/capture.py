@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 
 from qhy42_indi import __version__
 from qhy42_indi.backends.base import CameraGone, ExposureControl, ExposureStart, Frame, GpioControl
-from qhy42_indi.camera import timecards
 from qhy42_indi.camera.core import CameraCore
 from qhy42_indi.camera.delivery import UploadMode, encode_off_loop, save_off_loop
 from qhy42_indi.camera.device_base import Handler, PropertyDevice
@@ -32,10 +31,14 @@ from qhy42_indi.camera.fits import (
 )
 from qhy42_indi.camera.hdr import Splice, merge_hdr, splice_cards
 from qhy42_indi.camera.settings import SensorSettings
+from qhy42_indi.camera.snooping import FrameSky, header_cards
+from qhy42_indi.camera.timecards import Site
 from qhy42_indi.camera.timing import FrameTiming
 from qhy42_indi.camera.upload import UploadError
 from qhy42_indi.indi.messages import NewVector, PropertyState, SwitchState
 from qhy42_indi.indi.properties import PropertyVector, Value
+from qhy42_indi.snoop.cards import place_snoop_cards
+from qhy42_indi.snoop.state import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +68,11 @@ class Capture:
         frame_timer: FrameTimer,
         trigger: Callable[[], TriggerWait | None],
         camera_gone: Callable[[CameraGone], None],
-        site: timecards.Site | None = None,
+        snooped: Callable[[], Snapshot] = Snapshot,
+        site: Site | None = None,
     ) -> None:
         self._device = device
+        self._snooped = snooped
         self._site = site
         self._settings = settings
         self._set_temperature_c = set_temperature_c
@@ -177,10 +182,11 @@ class Capture:
         props = self._device.props
         timing = self._frame_timer(frame)
         start_utc = timing.start_utc
-        time_cards = await asyncio.to_thread(
-            timecards.time_cards, start_utc, frame.exposure_s,
+        sky = self._frame_sky()
+        snooped, time_cards = await asyncio.to_thread(
+            header_cards, sky, start_utc, frame.exposure_s,
             line_period_us=frame.line_period_us, image_rows=frame.height, bin_y=frame.bin_y,
-            time_source=timing.source, site=self._site, target=None)
+            time_source=timing.source)
         pixels, extra_cards = frame.pixels, []
         if self._settings.hdr_merged and frame.bit_depth == 16:
             pixels, splice = await asyncio.to_thread(
@@ -190,8 +196,8 @@ class Capture:
         mode = self._upload_mode()
         to_clients = mode in (UploadMode.CLIENT, UploadMode.BOTH)
         compress = props["CCD_COMPRESSION"].is_on("INDI_ENABLED")
-        cards = [*standard_cards(self._metadata(frame, start_utc, [*timing.cards, *time_cards])),
-                 *extra_cards, *more_cards]
+        metadata = self._metadata(frame, start_utc, sky, [*timing.cards, *time_cards])
+        cards = [*place_snoop_cards(standard_cards(metadata), snooped), *extra_cards, *more_cards]
         encoded = await encode_off_loop(pixels, cards, compress=compress)
         failure = None
         if mode in (UploadMode.LOCAL, UploadMode.BOTH):
@@ -231,7 +237,18 @@ class Capture:
         on = self._device.props["UPLOAD_MODE"].on_switches()
         return on[0] if on else UploadMode.CLIENT
 
-    def _metadata(self, frame: Frame, start_utc: datetime,
+    def _frame_sky(self) -> FrameSky:
+        """What the header needs of the snooped devices and the site, taken now."""
+        scope = self._device.props["SCOPE_INFO"]
+        snapshot = self._snooped()
+        # The camera's SCOPE_INFO wins; without it the mount's TELESCOPE_INFO, as libindi.
+        focal = float(scope.value("FOCAL_LENGTH")) or snapshot.telescope_focal_length_mm
+        aperture = float(scope.value("APERTURE")) or snapshot.telescope_aperture_mm
+        return FrameSky(snapshot=snapshot, site=self._site,
+                        light_frame=self._frame_type() is FrameType.LIGHT,
+                        focal_length_mm=focal, aperture_mm=aperture)
+
+    def _metadata(self, frame: Frame, start_utc: datetime, sky: FrameSky,
                   timing_cards: Sequence[Card] = ()) -> FrameMetadata:
         props = self._device.props
         info = self._settings.info
@@ -252,8 +269,8 @@ class Capture:
             gain=frame.gain,
             offset=frame.offset,
             read_mode=frame.read_mode.name,
-            focal_length_mm=float(props["SCOPE_INFO"].value("FOCAL_LENGTH")),
-            aperture_mm=float(props["SCOPE_INFO"].value("APERTURE")),
+            focal_length_mm=sky.focal_length_mm or 0.0,
+            aperture_mm=sky.aperture_mm or 0.0,
             driver_name="qhy42-indi",
             driver_version=__version__,
             custom_cards=(*timing_cards, *self.custom_cards.values()),

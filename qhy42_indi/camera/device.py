@@ -40,6 +40,7 @@ from qhy42_indi.camera.hotplug import HotplugWatcher, Snapshot
 from qhy42_indi.camera.live import LiveSession
 from qhy42_indi.camera.settings import SensorSettings
 from qhy42_indi.camera.sim_controls import SimulatorPanel
+from qhy42_indi.camera.snooping import Snooping
 from qhy42_indi.camera.streaming import Streaming
 from qhy42_indi.camera.timecards import Site
 from qhy42_indi.camera.timing import ON_DEMAND_PROPERTIES, Timing
@@ -125,18 +126,20 @@ class Qhy42Device(PropertyDevice):
         self.timing = Timing(self, backend, backend, backend)
         self.settings = SensorSettings(self, backend, backend, self.timing.setting_guard)
         self.cooling = Cooling(self, backend)
+        self.snooping = Snooping(self)
         self.capture = Capture(
             self, self.core, backend, backend, self.settings,
             set_temperature_c=lambda: self.cooling.target_c,
             frame_timer=self.timing.frame_timer, trigger=self.timing.trigger_wait,
-            camera_gone=self.hotplug.camera_gone, site=site,
+            camera_gone=self.hotplug.camera_gone, snooped=self.snooping.snapshot, site=site,
         )
         # Live video and burst share one reader of the camera's live frames.
         self.live = LiveSession(self.core, backend, self.hotplug.camera_gone)
-        self.streaming = Streaming(self, self.core, backend, self.live, self.timing)
+        self.streaming = Streaming(self, self.core, backend, self.live, self.timing,
+                                   filter_name=self.snooping.filter_name)
         self.burst = Burst(self, self.core, backend, self.live, self.capture.deliver)
         parts: list[HasHandlers] = [self.settings, self.cooling, self.capture, self.streaming,
-                                    self.burst, self.timing]
+                                    self.burst, self.timing, self.snooping]
         self.simulator: SimulatorPanel | None = None
         if isinstance(backend, SimulatorControls):
             self.simulator = SimulatorPanel(self, backend)

@@ -72,7 +72,8 @@ class RecordingResult:
     failure: str | None
 
 
-def expand_record_path(directory: str, name: str, now: datetime) -> Path:
+def expand_record_path(directory: str, name: str, now: datetime, *,
+                       filter_name: str = "") -> Path:
     """RECORD_FILE_DIR / RECORD_FILE_NAME with libindi's patterns replaced, ending in .ser."""
     if not name.strip() or "/" in name or "\0" in name:
         raise UploadError("Cannot use the record file name", repr(name),
@@ -84,7 +85,7 @@ def expand_record_path(directory: str, name: str, now: datetime) -> Path:
         "_D_": f"{stamp:%Y-%m-%d}",
         "_H_": f"{stamp:%H-%M-%S}",
         "_T_": f"{stamp:%Y-%m-%d@%H-%M-%S}",
-        "_F_": "",  # the filter's name: the QHY42PRO device has no filter wheel
+        "_F_": filter_name.replace("/", "-"),  # the snooped filter wheel's current filter
         HOME_TOKEN: str(Path.home()),
     }
     for token, value in patterns.items():

@@ -39,6 +39,7 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -81,8 +82,11 @@ class Streaming:
         backend: Lifecycle,
         session: LiveSession,
         frame_times: FrameTimes,
+        *,
+        filter_name: Callable[[], str] = str,
     ) -> None:
         self._device = device
+        self._filter_name = filter_name
         self._core = core
         self._frame_times = frame_times
         self._backend = backend
@@ -388,7 +392,8 @@ class Streaming:
         files, options = props["RECORD_FILE"], props["RECORD_OPTIONS"]
         try:
             path = expand_record_path(str(files.value("RECORD_FILE_DIR")),
-                                      str(files.value("RECORD_FILE_NAME")), datetime.now(UTC))
+                                      str(files.value("RECORD_FILE_NAME")), datetime.now(UTC),
+                                      filter_name=self._filter_name())
             recording = SerRecording(
                 path,
                 max_buffer_bytes=int(float(props["LIMITS"].value("LIMITS_BUFFER_MAX")) * MEBIBYTE),
