@@ -187,3 +187,10 @@ async def test_a_recording_that_cannot_be_created_says_why(tmp_path: Path) -> No
     blocker.write_text("x")
     with pytest.raises(UploadError, match=r"not a directory|a file"):
         await SerRecording(blocker / "r.ser", max_buffer_bytes=1 << 20).open()
+
+
+def test_the_record_name_takes_the_snooped_filter_for_f() -> None:
+    now = datetime(2026, 12, 1, 21, 0, 5, tzinfo=UTC)
+    path = expand_record_path("/data/_D_", "jupiter__F___H_", now, filter_name="R/IR cut")
+    assert path == Path("/data/2026-12-01/jupiter_R-IR cut_21-00-05.ser")
+    assert expand_record_path("/data", "x__F_", now).name == "x_.ser"  # no wheel: empty

@@ -2,13 +2,18 @@
 the GPS head in that frame's row 0, not the host's clock. Read back with the project's
 reader and with a second, independent one written here from the format's description.
 
+The second reader is serfilesreader (PyPI), someone else's SER code; it imports OpenCV for
+PNG export only, so the test gives it an empty stand-in for that module.
+
 The simulated GPS-BOX writes the simulated world's UTC, which runs `time_scale` times as fast
 as the host clock: a trailer taken from the host clock would be far from the heads' times."""
 
 from __future__ import annotations
 
 import asyncio
-import struct
+import importlib
+import sys
+import types
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -56,18 +61,15 @@ def command(kind: VectorKind, name: str, **values: object) -> NewVector:
                      elements=tuple(element(k, v) for k, v in values.items()))
 
 
-def independent_trailer(path: Path) -> tuple[int, list[datetime]]:
-    """The frame count and per-frame UTC times of a SER file, read straight from its bytes:
-    the 178-byte header (FrameCount at offset 38, width/height/depth at 26/30/34), the
-    frames, then one little-endian 64-bit count of 100 ns ticks since 0001-01-01 per frame."""
-    data = path.read_bytes()
-    assert data[:14] == b"LUCAM-RECORDER"
-    width, height, depth, count = struct.unpack_from("<4i", data, 26)
-    frame_bytes = width * height * (2 if depth > 8 else 1)
-    trailer = data[178 + count * frame_bytes:]
-    assert len(trailer) == 8 * count
-    ticks = struct.unpack(f"<{count}q", trailer)
-    return count, [EPOCH + timedelta(microseconds=t // 10) for t in ticks]
+def independent_trailer(path: Path) -> tuple[int, list[datetime], list[np.ndarray]]:
+    """Frame count, per-frame UTC times and frames of a SER file, as serfilesreader reads
+    them (the trailer: one 64-bit count of 100 ns ticks since 0001-01-01 per frame)."""
+    sys.modules.setdefault("cv2", types.ModuleType("cv2"))  # used only for PNG export
+    reader = importlib.import_module("serfilesreader").Serfile(str(path))
+    count = reader.getLength()
+    ticks = [int(reader.dateFrameAtPos(n)) for n in range(count)]
+    frames = [np.asarray(reader.readFrameAtPos(n)) for n in range(count)]
+    return count, [EPOCH + timedelta(microseconds=t // 10) for t in ticks], frames
 
 
 async def test_a_gps_box_recording_has_the_gps_start_times_in_its_trailer(
@@ -91,9 +93,10 @@ async def test_a_gps_box_recording_has_the_gps_start_times_in_its_trailer(
             await asyncio.sleep(0.02)
 
     ser = read_ser(tmp_path / "gps.ser")
-    count, times = independent_trailer(tmp_path / "gps.ser")
+    count, times, frames = independent_trailer(tmp_path / "gps.ser")
     assert count == len(ser.frames) == FRAMES
     for index, pixels in enumerate(ser.frames):
+        assert np.array_equal(frames[index], pixels)
         head = read_frame_head(np.ascontiguousarray(pixels))
         assert head is not None and head.time_valid, index
         assert abs(ser.timestamp(index) - head.start.utc) < timedelta(microseconds=1)
