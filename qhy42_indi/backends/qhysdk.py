@@ -1029,7 +1029,8 @@ class SdkBackend(CameraBackend):
         wanted = self._wanted_id
         camera_id = wanted if wanted in ids else (ids[0] if ids and wanted is None else None)
         if camera_id is None:
-            raise CameraGone(f"{wanted or 'no ' + MODEL} is not connected (ScanQHYCCD)")
+            raise CameraGone(f"{wanted} is not connected (ScanQHYCCD does not list it)"
+                             if wanted else f"no {MODEL} is connected (ScanQHYCCD found none)")
         handle = lib("OpenQHYCCD", camera_id.encode())
         if not handle:
             raise BackendError(f"OpenQHYCCD({camera_id}) failed: is the camera in use by "
