@@ -20,7 +20,12 @@ from qhy42_indi.backends.base import CameraGone, ExposureControl, ExposureStart,
 from qhy42_indi.camera.core import CameraCore
 from qhy42_indi.camera.delivery import UploadMode, encode_off_loop, save_off_loop
 from qhy42_indi.camera.device_base import Handler, PropertyDevice
-from qhy42_indi.camera.exposure import DeliveryError, ExposureController, TriggerWait
+from qhy42_indi.camera.exposure import (
+    DEFAULT_POLLING_PERIOD_S,
+    DeliveryError,
+    ExposureController,
+    TriggerWait,
+)
 from qhy42_indi.camera.fits import (
     Card,
     EncodedFrame,
@@ -70,6 +75,7 @@ class Capture:
         camera_gone: Callable[[CameraGone], None],
         snooped: Callable[[], Snapshot] = Snapshot,
         site: Site | None = None,
+        polling_period_s: Callable[[], float] = lambda: DEFAULT_POLLING_PERIOD_S,
     ) -> None:
         self._device = device
         self._snooped = snooped
@@ -77,7 +83,8 @@ class Capture:
         self._settings = settings
         self._set_temperature_c = set_temperature_c
         self._frame_timer = frame_timer
-        self.exposures = ExposureController(core, backend, triggers, self, trigger, camera_gone)
+        self.exposures = ExposureController(core, backend, triggers, self, trigger, camera_gone,
+                                            polling_period_s)
         self.custom_cards: dict[str, Card] = {}
         self.frames_delivered = 0
         self._splice: Splice | None = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from qhy42_indi.backends.base import (
@@ -31,7 +32,7 @@ from qhy42_indi.tasks import cancel_and_wait, start_task
 
 log = logging.getLogger(__name__)
 
-POLL_PERIOD_S = 1.0
+DEFAULT_POLL_PERIOD_S = 1.0  # POLLING_PERIOD's default, as libindi's
 RAMP_STEP_PERIOD_S = 60.0
 AMBIENT_LIMIT_S = 120.0
 TEMPERATURE_RESOLUTION_C = 0.05
@@ -114,8 +115,10 @@ HEATER_LEVELS = {
 class Cooling:
     """The cooler's INDI properties and the task that keeps them current while connected."""
 
-    def __init__(self, device: PropertyDevice, backend: CoolerControl) -> None:
+    def __init__(self, device: PropertyDevice, backend: CoolerControl,
+                 polling_period_s: Callable[[], float] = lambda: DEFAULT_POLL_PERIOD_S) -> None:
         self._device = device
+        self._polling_period_s = polling_period_s
         self._backend = backend
         self._plan: RampPlan | None = None
         self._last_target_c: float | None = None
@@ -154,7 +157,7 @@ class Cooling:
 
     async def _poll_forever(self) -> None:
         while True:
-            await asyncio.sleep(POLL_PERIOD_S)
+            await asyncio.sleep(self._polling_period_s())
             try:
                 await self.poll()
             except BackendError as error:

@@ -125,13 +125,14 @@ class Qhy42Device(PropertyDevice):
         self.hotplug = HotplugWatcher(name, self.core, backend, self)
         self.timing = Timing(self, backend, backend, backend)
         self.settings = SensorSettings(self, backend, backend, self.timing.setting_guard)
-        self.cooling = Cooling(self, backend)
+        self.cooling = Cooling(self, backend, self.polling_period_s)
         self.snooping = Snooping(self)
         self.capture = Capture(
             self, self.core, backend, backend, self.settings,
             set_temperature_c=lambda: self.cooling.target_c,
             frame_timer=self.timing.frame_timer, trigger=self.timing.trigger_wait,
             camera_gone=self.hotplug.camera_gone, snooped=self.snooping.snapshot, site=site,
+            polling_period_s=self.polling_period_s,
         )
         # Live video and burst share one reader of the camera's live frames.
         self.live = LiveSession(self.core, backend, self.hotplug.camera_gone)
@@ -157,6 +158,10 @@ class Qhy42Device(PropertyDevice):
     @property
     def connected(self) -> bool:
         return self.core.connected
+
+    def polling_period_s(self) -> float:
+        """POLLING_PERIOD: the exposure countdown's and the cooler readings' period."""
+        return float(self.props["POLLING_PERIOD"].value("PERIOD_MS")) / 1000.0
 
     @property
     def command_lock(self) -> asyncio.Lock:

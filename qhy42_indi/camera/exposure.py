@@ -44,8 +44,8 @@ from qhy42_indi.tasks import cancel_and_wait, start_task
 
 log = logging.getLogger(__name__)
 
-# libindi's countdown: one update per polling period (1 s), the last one shortened.
-COUNTDOWN_PERIOD_S = 1.0
+# libindi's countdown: one update per polling period (POLLING_PERIOD), the last one shortened.
+DEFAULT_POLLING_PERIOD_S = 1.0
 
 
 class ExposureHost(Protocol):
@@ -85,8 +85,10 @@ class ExposureController:
         host: ExposureHost,
         trigger: Callable[[], TriggerWait | None],
         camera_gone: Callable[[CameraGone], None],
+        polling_period_s: Callable[[], float] = lambda: DEFAULT_POLLING_PERIOD_S,
     ) -> None:
         self._core = core
+        self._polling_period_s = polling_period_s
         self._backend = backend
         self._triggers = triggers  # the same camera: arming exposures for a trigger
         self._host = host
@@ -198,7 +200,7 @@ class ExposureController:
         began = time.monotonic()
         left_s = exposure_s
         while left_s > 0:
-            await asyncio.sleep(min(COUNTDOWN_PERIOD_S, left_s))
+            await asyncio.sleep(min(self._polling_period_s(), left_s))
             left_s = max(0.0, exposure_s - (time.monotonic() - began))
             self._host.exposure_progress(round(left_s, 3))
 
