@@ -165,6 +165,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # The daemon's own log keeps its level when a client asks for the driver's debug log
+    # (DEBUG_LEVEL, LOGGING_LEVEL: camera/device_log.py lowers the package logger's level).
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(args.log_level)
     try:
         config = _config(args)
     except ConfigError as error:

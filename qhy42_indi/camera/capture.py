@@ -206,6 +206,8 @@ class Capture:
         metadata = self._metadata(frame, start_utc, sky, [*timing.cards, *time_cards])
         cards = [*place_snoop_cards(standard_cards(metadata), snooped), *extra_cards, *more_cards]
         encoded = await encode_off_loop(pixels, cards, compress=compress)
+        log.debug("frame %d: %dx%d, %d bytes of %s", frame.sequence, pixels.shape[1],
+                  pixels.shape[0], len(encoded.data), encoded.format)
         failure = None
         if mode in (UploadMode.LOCAL, UploadMode.BOTH):
             failure = await self._save(encoded)

@@ -36,6 +36,7 @@ from qhy42_indi.camera.capture import Capture
 from qhy42_indi.camera.cooling import Cooling
 from qhy42_indi.camera.core import AWAY, CameraCore, CameraState, Refused, Request, Transition
 from qhy42_indi.camera.device_base import Handler, PropertyDevice
+from qhy42_indi.camera.device_log import DeviceLog
 from qhy42_indi.camera.hotplug import HotplugWatcher, Snapshot
 from qhy42_indi.camera.live import LiveSession
 from qhy42_indi.camera.settings import SensorSettings
@@ -102,7 +103,8 @@ class Qhy42Device(PropertyDevice):
         directory = skeleton_dir()
         sets = {
             part: load_skeleton(directory / f"qhy42_{part}_sk.xml")
-            for part in ("base", "ccd", "qhy", "ondemand", "sim", "stream", "burst", "gpio")
+            for part in ("base", "ccd", "qhy", "ondemand", "sim", "stream", "burst", "gpio",
+                         "debug")
         }
         super().__init__(name, [v for vectors in sets.values() for v in vectors])
         self.backend = backend
@@ -122,6 +124,7 @@ class Qhy42Device(PropertyDevice):
             }
         )
         self.core = CameraCore(name, backend)
+        self.device_log = DeviceLog(self, DRIVER_EXEC)
         self.hotplug = HotplugWatcher(name, self.core, backend, self)
         self.timing = Timing(self, backend, backend, backend)
         self.settings = SensorSettings(self, backend, backend, self.timing.setting_guard)
@@ -140,7 +143,7 @@ class Qhy42Device(PropertyDevice):
                                    filter_name=self.snooping.filter_name)
         self.burst = Burst(self, self.core, backend, self.live, self.capture.deliver)
         parts: list[HasHandlers] = [self.settings, self.cooling, self.capture, self.streaming,
-                                    self.burst, self.timing, self.snooping]
+                                    self.burst, self.timing, self.snooping, self.device_log]
         self.simulator: SimulatorPanel | None = None
         if isinstance(backend, SimulatorControls):
             self.simulator = SimulatorPanel(self, backend)
@@ -169,6 +172,9 @@ class Qhy42Device(PropertyDevice):
         return self._command_lock
 
     # ---- commands ------------------------------------------------------------------------
+
+    def allows_message(self, level: str) -> bool:
+        return self.device_log.to_clients(level)
 
     def admit(self, name: str) -> None:
         if name in COMMAND_REQUESTS:
@@ -276,6 +282,7 @@ class Qhy42Device(PropertyDevice):
         """Stop everything and release the camera (daemon shutdown)."""
         if self.connected:
             await self.disconnect()
+        self.device_log.close()
 
     # ---- a camera that vanished and returned (hotplug.py) --------------------------------
 

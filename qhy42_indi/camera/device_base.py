@@ -30,6 +30,7 @@ from qhy42_indi.indi.values import timestamp_now
 log = logging.getLogger(__name__)
 
 Handler = Callable[[PropertyVector, dict[str, Value], NewVector], Awaitable[None]]
+_LEVELS = ("ERROR", "WARNING", "INFO", "DEBUG")
 
 
 def _no_publisher(message: IndiMessage) -> None:
@@ -100,10 +101,20 @@ class PropertyDevice:
         self.update(name, PropertyState.ALERT, f"[ERROR] {text}")
 
     def say(self, text: str, level: str = "INFO") -> None:
-        log.info("%s: %s", self._name, text)
-        self.publish(
-            Message(device=self._name, message=f"[{level}] {text}", timestamp=timestamp_now())
-        )
+        log.log(logging.getLevelName(level) if level in _LEVELS else logging.INFO,
+                "%s: %s", self._name, text)
+        self.say_to_clients(text, level)
+
+    def say_to_clients(self, text: str, level: str = "INFO") -> None:
+        """A message to the clients only (no log line): what say() and the debug log send,
+        if `allows_message` lets that level through."""
+        if self.allows_message(level):
+            self.publish(Message(device=self._name, message=f"[{level}] {text}",
+                                 timestamp=timestamp_now()))
+
+    def allows_message(self, level: str) -> bool:
+        """Whether messages of this level ([ERROR], [WARNING], [INFO], [DEBUG]) go out."""
+        return True
 
     # ---- client commands -----------------------------------------------------------------
 

@@ -146,6 +146,9 @@ class ExposureController:
             started = await self._begin(exposure_s, trigger)
             for remaining in range(frame_count - 1, -1, -1):
                 start = started or await self._wait_for_trigger(exposure_s, trigger)
+                log.debug("exposure %d: %.6f s asked, %.6f s taken (%d lines of %.3f us)",
+                          start.sequence, exposure_s, start.exposure_s, start.line_count,
+                          start.line_period_us)
                 self._host.exposure_started(exposure_s, start)
                 frame = await self._read_with_countdown(start)
                 if remaining:
