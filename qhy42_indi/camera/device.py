@@ -326,10 +326,16 @@ class Qhy42Device(PropertyDevice):
         ok = await actions[action]() if action in actions else True
         self.update(vector.name, PropertyState.OK if ok else PropertyState.ALERT)
 
+    def _config_known(self) -> dict[str, list[str]]:
+        """The saved properties the device applies now, with their members, in replay order."""
+        return {name: [e.name for e in self.props[name].elements]
+                for name in CONFIG_PROPERTIES if name in self.defined}
+
     async def _save_config(self) -> bool:
         vectors = [self.props[n] for n in CONFIG_PROPERTIES if n in self.defined]
         path = self.config_path
         try:
+            # Merges into the file: another libindi driver's vectors there stay as they were.
             await asyncio.to_thread(config_file.save_config, path, self.name, vectors)
         except (UploadError, OSError) as error:
             self.say(f"Saving the configuration failed: {error}", "ERROR")
@@ -338,20 +344,41 @@ class Qhy42Device(PropertyDevice):
         return True
 
     async def _load_config(self, *, announce: bool) -> bool:
-        commands = await asyncio.to_thread(config_file.load_config, self.config_path)
-        if not commands and announce:
-            self.say(f"No saved configuration at {self.config_path}", "WARNING")
-            return False
-        for command in commands:
+        path = self.config_path
+        loaded = await asyncio.to_thread(config_file.read_config, path, self.name,
+                                         self._config_known())
+        if not loaded.exists:
+            if announce:
+                self.say(f"No saved configuration at {path}", "WARNING")
+            return not announce
+        await self._apply_config(loaded)
+        # libindi makes the .default copy after a load as well as after a save.
+        with contextlib.suppress(UploadError, OSError):
+            await asyncio.to_thread(config_file.ensure_default, path)
+        if announce:
+            self.say(f"Configuration loaded from {path}")
+        return True
+
+    async def _apply_config(self, loaded: config_file.LoadedConfig) -> None:
+        for command in loaded.commands:
             await self.replay(
                 NewVector(kind=command.kind, device=self.name, name=command.name,
                           elements=command.elements)
             )
-        if commands and announce:
-            self.say(f"Configuration loaded from {self.config_path}")
-        return True
+        if loaded.ignored:
+            self.say(f"Not applied from {loaded.path.name} (not this camera's): "
+                     f"{', '.join(loaded.ignored)}")
 
     async def _restore_defaults(self) -> bool:
+        """libindi's CONFIG_DEFAULT: the .default copy (the first saved configuration). With
+        none, the skeleton's values, so a camera never saved still has defaults to go back to."""
+        path = self.config_path
+        loaded = await asyncio.to_thread(config_file.load_default, path, self.name,
+                                         self._config_known())
+        if loaded.exists:
+            await self._apply_config(loaded)
+            self.say(f"Default configuration loaded from {config_file.default_path(path)}")
+            return True
         for name, values in self._defaults.items():
             vector = self.props[name]
             if name not in self.defined or vector.values() == values:
@@ -361,10 +388,19 @@ class Qhy42Device(PropertyDevice):
         return True
 
     async def _purge_config(self) -> bool:
-        with contextlib.suppress(FileNotFoundError):
-            self.config_path.unlink()
-        self.say(f"Configuration file {self.config_path} removed")
+        path = self.config_path
+        try:
+            removed = await asyncio.to_thread(config_file.purge, path)
+        except OSError as error:
+            self.say(f"Cannot remove {path}: {error}", "WARNING")
+            return False
+        if not removed:
+            self.say(f"No configuration file {path} to purge", "WARNING")
+            return False
+        self.say(f"Configuration file {path} removed ({config_file.default_path(path).name} "
+                 "kept)")
         return True
+
 
 def _with_values(vector: PropertyVector, values: dict[str, Value]) -> PropertyVector:
     copy = PropertyVector.from_definition(vector.definition(""))
