@@ -2,8 +2,10 @@
 
 What it is for: loading libqhyccd and giving every function the SDK backend calls its
 argument and return types (`SIGNATURES`, written from the documented C signatures in
-reference/qhy-sdk-and-drivers.md section 1). Functions marked optional exist only in some SDK
-builds; they are resolved when present and `QhyLibrary.has()` says whether they were.
+reference/qhy-sdk-and-drivers.md section 1; tests/sdk/test_real_libqhyccd.py checks them
+against QHYCCD's qhyccd.h and resolves them in the vendor's library from the qhyccd
+wheel). Functions marked optional exist only in some SDK builds; they are resolved when
+present and `QhyLibrary.has()` says whether they were.
 
 What it is not: no camera logic and no threads. Nothing here may be called from more than one
 thread: the SDK is not thread-safe, and sdk_thread.py runs every call on one thread.
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import importlib.metadata
+import importlib.util
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -75,8 +79,14 @@ class ControlId(IntEnum):
 LIBRARY_ENV = "QHY42_LIBQHYCCD"
 SEARCH_DIRECTORIES = ("/usr/local/lib", "/usr/lib", "/usr/lib/aarch64-linux-gnu",
                       "/usr/lib/arm-linux-gnueabihf", "/usr/lib/x86_64-linux-gnu")
+# The `qhyccd` wheel on PyPI (manylinux x86_64) ships QHYCCD's libqhyccd, with the libusb and
+# libudev it links to, auditwheel-style: `qhyccd.libs/libqhyccd-<hash>.so.<soversion>`
+# beside the `qhyccd` package, and no RPATH in it (see _load_bundled_dependencies).
+WHEEL_DISTRIBUTION = "qhyccd"
+WHEEL_LIBS_DIRECTORY = "qhyccd.libs"
 INSTALL_ADVICE = (
-    "install QHYCCD's SDK for Linux (libqhyccd: the 'Linux SDK' from qhyccd.com, whose "
+    "install QHYCCD's SDK for Linux (`pip install 'qhy42-indi[sdk]'` brings it on x86_64 "
+    "Linux through the qhyccd wheel; elsewhere the 'Linux SDK' from qhyccd.com, whose "
     "install.sh puts libqhyccd.so into /usr/local/lib, or the libqhy package of the INDI "
     f"third-party repository), or set {LIBRARY_ENV} to the path of libqhyccd.so"
 )
@@ -87,8 +97,14 @@ class SdkLibraryMissing(BackendError):
 
 
 def library_candidates() -> Iterator[str]:
-    """Where libqhyccd may be, in the order tried: $QHY42_LIBQHYCCD, the linker's search
-    (ctypes.util.find_library), then the directories the SDK installers use."""
+    """Where libqhyccd may be, in the order tried: $QHY42_LIBQHYCCD (alone, when set), the
+    linker's search (ctypes.util.find_library), the directories the SDK installers use, then
+    the library the `qhyccd` wheel installed into this Python environment.
+
+    The system SDK comes before the wheel: it is what someone installed on purpose for this
+    machine, together with the firmware (/lib/firmware/qhy) and udev rules of the same SDK
+    release, and it is the one indi_qhy_ccd and the other QHY programs there use; the wheel
+    is the fallback that makes `pip install` enough where nothing else is installed."""
     explicit = os.environ.get(LIBRARY_ENV)
     if explicit:
         yield explicit
@@ -100,11 +116,70 @@ def library_candidates() -> Iterator[str]:
         path = Path(directory) / "libqhyccd.so"
         if path.exists():
             yield str(path)
+    wheel = wheel_library()
+    if wheel is not None:
+        yield wheel
 
 
 def find_library() -> str | None:
     """The first candidate path, or None (nothing says libqhyccd is installed)."""
     return next(library_candidates(), None)
+
+
+def wheel_library() -> str | None:
+    """libqhyccd from the `qhyccd` wheel in this environment, or None. Found through the
+    distribution's file list (importlib.metadata), else beside the package's location
+    (importlib.util.find_spec); neither imports the package, which loads a Python extension
+    and libqhyccd with it."""
+    for directory in _wheel_library_directories():
+        matches = sorted(p for p in directory.glob("libqhyccd*.so*") if p.is_file())
+        if matches:
+            return str(matches[0])
+    return None
+
+
+def _wheel_library_directories() -> Iterator[Path]:
+    try:
+        files = importlib.metadata.files(WHEEL_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        files = None
+    for file in files or ():
+        if file.parts[:1] == (WHEEL_LIBS_DIRECTORY,) and file.name.startswith("libqhyccd"):
+            yield Path(str(file.locate())).parent
+            break
+    try:
+        spec = importlib.util.find_spec(WHEEL_DISTRIBUTION)
+    except (ImportError, ValueError):
+        spec = None
+    for location in (spec.submodule_search_locations or ()) if spec is not None else ():
+        yield Path(location).parent / WHEEL_LIBS_DIRECTORY
+
+
+def _load_bundled_dependencies(path: str) -> list[ctypes.CDLL]:
+    """Load the libraries auditwheel bundled beside `path` (libusb, libudev in qhyccd.libs/).
+
+    Their names carry a hash (libusb-1-<hash>.0.so.0) and libqhyccd has no RPATH, so the
+    dynamic linker would not find them; once loaded, a library is matched by its soname.
+    They depend on one another (libusb on libudev): load what loads, and retry the rest
+    until a pass makes no progress. Nothing happens outside a `*.libs` directory."""
+    directory = Path(path).resolve().parent
+    if not directory.name.endswith(".libs"):
+        return []
+    own = Path(path).resolve()
+    pending = sorted(p for p in directory.iterdir()
+                     if ".so" in p.name and p.is_file() and p.resolve() != own)
+    loaded: list[ctypes.CDLL] = []
+    while pending:
+        left = []
+        for dependency in pending:
+            try:
+                loaded.append(ctypes.CDLL(str(dependency)))
+            except OSError:
+                left.append(dependency)
+        if len(left) == len(pending):
+            break  # what is left does not load; CDLL(path) says why, if it matters
+        pending = left
+    return loaded
 
 
 # ---- signatures ---------------------------------------------------------------------------
@@ -209,6 +284,7 @@ class QhyLibrary:
     """libqhyccd, loaded, with every function of SIGNATURES typed."""
 
     def __init__(self, path: str) -> None:
+        self._dependencies = _load_bundled_dependencies(path)
         try:
             cdll = ctypes.CDLL(path)
         except OSError as error:
