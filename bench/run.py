@@ -205,17 +205,36 @@ def cpp_argv(port: int, workdir: Path, extra: Sequence[str] = ()) -> list[str]:
             "indi_simulator_ccd"]
 
 
+def ours_driver_argv(port: int, workdir: Path, extra: Sequence[str] = ()) -> list[str]:
+    """indiserver running our driver. indiserver passes a driver no options, so what the
+    daemon gets as flags (`extra`: --sim-instant-readout) goes in a configuration file
+    (QHY42_INDI_CONFIG, DRIVER_ENV), and the device name in INDIDEV."""
+    instant = "true" if "--sim-instant-readout" in extra else "false"
+    (workdir / "driver.toml").write_text(
+        f'[camera]\nbackend = "simulator"\ninstant_readout = {instant}\n')
+    indiserver = shutil.which("indiserver") or "indiserver"
+    return [indiserver, "-p", str(port), "-u", str(workdir / "indiserver.sock"),
+            "indi_qhy42_ccd"]
+
+
+def ours_driver_env(workdir: Path) -> dict[str, str]:
+    return {"QHY42_INDI_CONFIG": str(workdir / "driver.toml"), "INDIDEV": OURS_DEVICE}
+
+
 @dataclass(frozen=True)
 class SideSpec:
     side: Side
     device: str
     argv: Callable[[int, Path, Sequence[str]], list[str]]
+    env: Callable[[Path], dict[str, str]] | None = None
 
 
 SIDE_SPECS: Final[dict[Side, SideSpec]] = {
     "cpp": SideSpec("cpp", CPP_DEVICE, cpp_argv),
     "ours": SideSpec("ours", OURS_DEVICE, ours_argv),
 }
+# Ours in a scenario with ours_under_indiserver.
+OURS_UNDER_INDISERVER: Final = SideSpec("ours", OURS_DEVICE, ours_driver_argv, ours_driver_env)
 
 
 class ServerProcess:
@@ -231,9 +250,12 @@ class ServerProcess:
         env = dict(os.environ, HOME=str(home))
         env.pop("INDIDEV", None)
         env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+        argv = spec.argv(self.port, workdir, extra)
+        if spec.env is not None:
+            env.update(spec.env(workdir))
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                spec.argv(self.port, workdir, extra), stdin=subprocess.DEVNULL, stdout=log,
+                argv, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, env=env, cwd=home)
         self.known: dict[int, ProcStat] = {}
 
@@ -501,6 +523,8 @@ def _frames_before(frames: Sequence[Frame], moment: float) -> int:
 async def run_once(spec: SideSpec, scenario: Scenario, opts: Options) -> RunResult:
     frames = scenario.quick_frames if opts.quick else scenario.frames
     settings = scenario.settings[spec.side]()
+    if spec.side == "ours" and scenario.ours_under_indiserver:
+        spec = OURS_UNDER_INDISERVER
     with tempfile.TemporaryDirectory(prefix=f"qhy42-bench-{spec.side}-") as tmp:
         workdir = Path(tmp)
         server = ServerProcess(spec, workdir,

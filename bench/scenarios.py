@@ -90,6 +90,9 @@ class Scenario:
     # timing" row keeps the QHY42PRO's own readout time (42 ms per full 16-bit frame).
     ours_args: tuple[str, ...] = ("--sim-instant-readout",)
     local: bool = False  # the client on the server's abstract Unix socket (shared memory)
+    # Ours as indiserver's driver (`indiserver indi_qhy42_ccd`), not as the daemon: both
+    # sides are then indiserver with a driver, the client on indiserver's TCP port.
+    ours_under_indiserver: bool = False
 
 
 SCENARIOS: Final[tuple[Scenario, ...]] = (
@@ -137,6 +140,13 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
         {"cpp": lambda: cpp_settings(2048, 2048),
          "ours": lambda: ours_settings(READ_MODE_STD, 2048, 2048)},
         local=True,
+    ),
+    Scenario(
+        "2k16is", "2048x2048 16-bit through indiserver: indiserver indi_qhy42_ccd vs "
+        "indiserver indi_simulator_ccd, 1 TCP client", 30, 10,
+        {"cpp": lambda: cpp_settings(2048, 2048),
+         "ours": lambda: ours_settings(READ_MODE_STD, 2048, 2048)},
+        ours_under_indiserver=True,
     ),
 )
 

@@ -292,6 +292,11 @@ class Connection:
             )
         return self.blob_policy.wants_other()
 
+    def ping_replied(self, uid: str) -> bool:
+        """A pingReply from the peer; True if it answered a ping this connection sent (the
+        link to indiserver paces its BLOBs by them)."""
+        return False
+
     def offer(self, out: Outgoing) -> None:
         """Queue a message if this client wants it, applying the lag bounds."""
         if self._closed or not self.wants(out):

@@ -163,6 +163,8 @@ class Hub:
             connection.send(Outgoing.of(PingReply(uid=message.uid)))
         elif isinstance(message, NewVector):
             await self._new_vector(connection, message)
+        elif isinstance(message, PingReply):
+            connection.ping_replied(message.uid)
         elif isinstance(message, DefVector | SetVector | DelProperty) and connection.upstream:
             self._feed_snooped(message)
         # Anything else from a client (set, def, message, pingReply) has no meaning here.

@@ -19,10 +19,26 @@ memory a user budgeted for one lagging client is what a lagging indiserver can c
   sequence and the night; a frame lost is the smaller loss. Other messages (property updates,
   small) queue on for OTHER_HEADROOM_MIB more, so the clients' picture of each property stays
   right; past that they are dropped too, so the bound holds whatever happens.
+
+Frames as shared memory. When stdin is indiserver's socketpair, a frame goes as libindi's
+drivers send it (indidriverio.c; observed with strace on indi-bin 1.9.9): the setBLOBVector
+with `<oneBLOB name size format len attached="true"/>` and no payload, the frame's bytes in a
+memfd passed with the message's first bytes (SCM_RIGHTS), so indiserver maps it instead of
+decoding 11 MB of base64 per frame. It maps the whole descriptor read-only, hands the same
+descriptor on to its local (-u) clients, base64-encodes it for TCP clients, and closes it
+when every client has had the frame. Ours is the sealed memfd local.py makes (libindi's is
+not sealed; indiserver only reads it, so sealing changes nothing for it). Each such message
+is followed by `<pingRequest uid="SetBLOB/N"/>`, and, as libindi's IDSetBLOBVA does, the next
+BLOB waits for indiserver's `<pingReply uid="SetBLOB/N"/>` (indiserver answers as soon as it
+has taken in the message), so at most one frame is in flight towards it; what queues behind
+the wait is bounded as above. An indiserver that never answers is waited for
+BLOB_ACK_TIMEOUT_S once, then not any more. Over pipes (an indiserver built without shared
+memory) frames go as base64, unpaced, as before.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -32,11 +48,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from qhy42_indi.indi.messages import BlobEnable
-from qhy42_indi.server.connection import MIB, Connection, Overflow, QueueLimits
+from qhy42_indi.indi.encoder import encode_chunks
+from qhy42_indi.indi.messages import BlobEnable, PingRequest
+from qhy42_indi.server.connection import MIB, Connection, Outgoing, Overflow, QueueLimits
 from qhy42_indi.server.hub import Hub
+from qhy42_indi.server.local import LocalConnection, LocalStream
 from qhy42_indi.server.session import run_session
-from qhy42_indi.server.streams import ByteStream, PipeStream, SocketStream
+from qhy42_indi.server.streams import PipeStream
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +65,98 @@ OTHER_HEADROOM_MIB = 16
 # indiserver's options that take a value (its main(): l m p d u f r); -v takes none.
 _OPTIONS_WITH_VALUE = frozenset("lmpdufr")
 _LEADING_INT = re.compile(r"\s*([+-]?\d+)")
+# libindi's BLOB_PING_PATTERN (indidriver.c): the uid of the ping that follows each BLOB.
+BLOB_PING_PREFIX = "SetBLOB/"
+# How long one BLOB waits for indiserver to answer the previous one's ping before we take it
+# that this indiserver does not answer (libindi would wait for ever).
+BLOB_ACK_TIMEOUT_S = 10.0
 
 
 async def run_stdio_session(hub: Hub) -> None:
-    stream = _open_stdio()
     limits = stdio_limits(_parent_argv())
     log.info("output to indiserver bounded: stream frames dropped past %s, every frame past "
              "%d MiB behind (indiserver -d, -m)", _mib(limits.drop_stream_bytes),
              limits.max_behind_bytes // MIB)
-    connection = Connection("indiserver", stream, limits, upstream=True)
+    stdin_fd = sys.stdin.fileno()
+    # Duplicates, so closing the stream leaves the interpreter's own stdin/stdout alone.
+    if stat.S_ISSOCK(os.fstat(stdin_fd).st_mode):
+        stream = LocalStream(socket.socket(fileno=os.dup(stdin_fd)))
+        link = IndiserverLink(stream, limits)
+        _take_everything(link)
+        await run_session(hub, stream, link)
+        return
+    pipes = PipeStream(os.dup(stdin_fd), os.dup(sys.stdout.fileno()))
+    connection = Connection("indiserver", pipes, limits, upstream=True)
+    _take_everything(connection)
+    await run_session(hub, pipes, connection)
+
+
+def _take_everything(connection: Connection) -> None:
+    # indiserver never sends a driver enableBLOB: this link takes every message.
     connection.interest.add(None, None)
     connection.blob_policy.connection_mode = BlobEnable.ALSO
-    await run_session(hub, stream, connection)
+
+
+class IndiserverLink(LocalConnection):
+    """Our link to indiserver over its socketpair: BLOBs as shared memory, paced by pings."""
+
+    def __init__(self, stream: LocalStream, limits: QueueLimits) -> None:
+        super().__init__("indiserver", stream, limits)
+        self.upstream = True
+        self.frames_attached = 0
+        self.frames_inline = 0
+        self._socket = stream
+        self._pings_sent = 0
+        self._awaited: str | None = None
+        self._acknowledged = asyncio.Event()
+        self._acknowledged.set()
+        self._pacing = True
+
+    def bytes_behind(self) -> int:
+        # indiserver takes a frame off the socket before it answers its ping, so the frames
+        # this link has sent are never pinned in the socket for long: only the queue counts.
+        return Connection.bytes_behind(self)
+
+    def ping_replied(self, uid: str) -> bool:
+        """Whether this pingReply was an answer to one of our BLOB pings (then it is ours)."""
+        if not uid.startswith(BLOB_PING_PREFIX):
+            return False
+        if uid == self._awaited:
+            self._acknowledged.set()
+        return True
+
+    async def _write(self, out: Outgoing) -> None:
+        if not out.is_blob:
+            await super()._write(out)
+            return
+        await self._previous_blob_taken()
+        form = await self._attached_form(out)
+        chunks = form.chunks if form is not None else await out.inline_chunks()
+        self._pings_sent += 1
+        uid = f"{BLOB_PING_PREFIX}{self._pings_sent}"
+        ping = encode_chunks(PingRequest(uid=uid))
+        self._awaited = uid
+        self._acknowledged.clear()
+        fds = form.buffers.fds if form is not None else ()
+        await self._socket.send_with_fds((*chunks, *ping), fds)
+        if form is None:
+            self.frames_inline += 1
+            return
+        if not self.frames_attached:
+            log.info("frames go to indiserver as shared memory (memfd attachments, the next "
+                     "one sent when indiserver has answered the ping after the last)")
+        self.frames_attached += 1
+
+    async def _previous_blob_taken(self) -> None:
+        if not self._pacing or self._acknowledged.is_set():
+            return
+        try:
+            async with asyncio.timeout(BLOB_ACK_TIMEOUT_S):
+                await self._acknowledged.wait()
+        except TimeoutError:
+            log.warning("indiserver has not answered <pingRequest uid=%r/> in %g s: frames "
+                        "go on without waiting for it", self._awaited, BLOB_ACK_TIMEOUT_S)
+            self._pacing = False
 
 
 def stdio_limits(parent_argv: Sequence[str] | None) -> QueueLimits:
@@ -112,11 +210,3 @@ def _parent_argv() -> list[str] | None:
 
 def _mib(limit: int | None) -> str:
     return "never" if limit is None else f"{limit // MIB} MiB behind"
-
-
-def _open_stdio() -> ByteStream:
-    # Duplicates, so closing the stream leaves the interpreter's own stdin/stdout alone.
-    stdin_fd = sys.stdin.fileno()
-    if stat.S_ISSOCK(os.fstat(stdin_fd).st_mode):
-        return SocketStream(socket.socket(fileno=os.dup(stdin_fd)))
-    return PipeStream(os.dup(stdin_fd), os.dup(sys.stdout.fileno()))
