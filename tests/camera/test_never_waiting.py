@@ -13,20 +13,12 @@ from typing import Any
 
 import pytest
 
-from qhy42_indi.backends.simulator import SimulatorBackend, SimulatorOptions
 from qhy42_indi.camera import capture, recording
 from qhy42_indi.camera.burst import BURST_QUEUE_FRAMES
 from qhy42_indi.camera.device import Qhy42Device
-from qhy42_indi.indi.messages import (
-    IndiMessage,
-    NewVector,
-    NumberElement,
-    SetVector,
-    SwitchElement,
-    SwitchState,
-    TextElement,
-    VectorKind,
-)
+from qhy42_indi.indi.messages import IndiMessage, NewVector, SetVector
+from tests.support import in_process
+from tests.support.in_process import connected_camera, last
 
 NAME = "Test Cam"
 BOUND_S = 30.0
@@ -34,40 +26,26 @@ BOUND_S = 30.0
 
 @pytest.fixture
 async def camera() -> AsyncIterator[tuple[Qhy42Device, list[IndiMessage]]]:
-    device = Qhy42Device(NAME, SimulatorBackend(SimulatorOptions(seed=3, time_scale=20)))
-    published: list[IndiMessage] = []
-    device.bind(published.append)
-    await device.connect()
-    try:
-        yield device, published
-    finally:
-        await device.close()
+    async with connected_camera(NAME, seed=3) as connected:
+        yield connected
 
 
 def switch(name: str, member: str) -> NewVector:
-    return NewVector(kind=VectorKind.SWITCH, device=NAME, name=name,
-                     elements=(SwitchElement(name=member, value=SwitchState.ON),))
+    return in_process.switch(NAME, name, member)
 
 
 def numbers(name: str, **values: float) -> NewVector:
-    return NewVector(kind=VectorKind.NUMBER, device=NAME, name=name,
-                     elements=tuple(NumberElement(name=k, value=v) for k, v in values.items()))
+    return in_process.numbers(NAME, name, **values)
 
 
 def texts(name: str, **values: str) -> NewVector:
-    return NewVector(kind=VectorKind.TEXT, device=NAME, name=name,
-                     elements=tuple(TextElement(name=k, value=v) for k, v in values.items()))
+    return in_process.texts(NAME, name, **values)
 
 
 async def until(condition: Callable[[], bool]) -> None:
     async with asyncio.timeout(BOUND_S):
         while not condition():
             await asyncio.sleep(0.01)
-
-
-def last(published: list[IndiMessage], name: str) -> SetVector | None:
-    found = [m for m in published if isinstance(m, SetVector) and m.name == name]
-    return found[-1] if found else None
 
 
 async def test_the_hdr_merge_runs_in_a_worker_thread(

@@ -22,19 +22,10 @@ import numpy as np
 import pytest
 
 from qhy42_indi.backends.gps_header import read_frame_head
-from qhy42_indi.backends.simulator import SimulatorBackend, SimulatorOptions
 from qhy42_indi.camera.device import Qhy42Device
 from qhy42_indi.camera.ser import read_ser
-from qhy42_indi.indi.messages import (
-    IndiMessage,
-    NewVector,
-    NumberElement,
-    SetVector,
-    SwitchElement,
-    SwitchState,
-    TextElement,
-    VectorKind,
-)
+from qhy42_indi.indi.messages import IndiMessage, SetVector
+from tests.support.in_process import connected_camera, numbers, switch, texts
 
 NAME = "GPS Cam"
 FRAMES = 8
@@ -43,22 +34,8 @@ EPOCH = datetime(1, 1, 1, tzinfo=UTC)
 
 @pytest.fixture
 async def camera() -> AsyncIterator[tuple[Qhy42Device, list[IndiMessage]]]:
-    device = Qhy42Device(NAME, SimulatorBackend(SimulatorOptions(seed=5, time_scale=20)))
-    published: list[IndiMessage] = []
-    device.bind(published.append)
-    await device.connect()
-    try:
-        yield device, published
-    finally:
-        await device.close()
-
-
-def command(kind: VectorKind, name: str, **values: object) -> NewVector:
-    element = {VectorKind.SWITCH: lambda k, v: SwitchElement(name=k, value=SwitchState.ON),
-               VectorKind.NUMBER: lambda k, v: NumberElement(name=k, value=float(v)),  # type: ignore[arg-type]
-               VectorKind.TEXT: lambda k, v: TextElement(name=k, value=str(v))}[kind]
-    return NewVector(kind=kind, device=NAME, name=name,
-                     elements=tuple(element(k, v) for k, v in values.items()))
+    async with connected_camera(NAME, seed=5) as connected:
+        yield connected
 
 
 def independent_trailer(path: Path) -> tuple[int, list[datetime], list[np.ndarray]]:
@@ -77,17 +54,15 @@ async def test_a_gps_box_recording_has_the_gps_start_times_in_its_trailer(
 ) -> None:
     device, published = camera
     for message in (
-        command(VectorKind.SWITCH, "GPIO_MODE", GPIO_GPS_BOX=True),
-        command(VectorKind.NUMBER, "CCD_FRAME", X=0, Y=0, WIDTH=128, HEIGHT=64),
-        command(VectorKind.NUMBER, "STREAMING_EXPOSURE", STREAMING_EXPOSURE_VALUE=0.01),
-        command(VectorKind.TEXT, "RECORD_FILE", RECORD_FILE_DIR=str(tmp_path),
-                RECORD_FILE_NAME="gps"),
-        command(VectorKind.NUMBER, "RECORD_OPTIONS", RECORD_DURATION=1,
-                RECORD_FRAME_TOTAL=FRAMES),
+        switch(NAME, "GPIO_MODE", "GPIO_GPS_BOX"),
+        numbers(NAME, "CCD_FRAME", X=0, Y=0, WIDTH=128, HEIGHT=64),
+        numbers(NAME, "STREAMING_EXPOSURE", STREAMING_EXPOSURE_VALUE=0.01),
+        texts(NAME, "RECORD_FILE", RECORD_FILE_DIR=str(tmp_path), RECORD_FILE_NAME="gps"),
+        numbers(NAME, "RECORD_OPTIONS", RECORD_DURATION=1, RECORD_FRAME_TOTAL=FRAMES),
     ):
         await device.handle_new(message)
     await asyncio.sleep(0.5)  # the GPS-BOX locks after 5 s of camera time (0.25 s here)
-    await device.handle_new(command(VectorKind.SWITCH, "RECORD_STREAM", RECORD_FRAME_ON=True))
+    await device.handle_new(switch(NAME, "RECORD_STREAM", "RECORD_FRAME_ON"))
     async with asyncio.timeout(30):
         while not (tmp_path / "gps.ser").exists():
             await asyncio.sleep(0.02)
