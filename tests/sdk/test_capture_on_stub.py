@@ -52,9 +52,13 @@ def server() -> Iterator[Running]:
 
 
 async def test_the_sdk_device_has_no_simulator_controls(main: IndiClient) -> None:
-    assert not any(is_def("SIM_SCENE")(m) for m in main.received)
-    sdk = next(m for m in main.received if is_def("SDK_VERSION")(m))
+    sdk = await main.wait_for(is_def("SDK_VERSION"))
     assert sdk.elements[0].value == "V20240102_3"  # type: ignore[union-attr]
+    # Everything the device defines has arrived once a ping sent after it is answered.
+    start = len(main.received)
+    await main.send("<pingRequest uid='all-defined'/>")
+    await main.wait_for(lambda m: type(m).__name__ == "PingReply", start=start)
+    assert not any(is_def("SIM_SCENE")(m) for m in main.received)
 
 
 async def test_binned_roi_frame_in_libindi_order_from_the_sdk(
