@@ -30,7 +30,7 @@ from qhy42_indi.indi.messages import (
 )
 from qhy42_indi.property_values import PresetCommand
 from qhy42_indi.server.hub import Hub
-from qhy42_indi.tasks import cancel_and_wait
+from qhy42_indi.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class ConnectDefaults:
         self._hub = hub
         self._commands = commands
         self._applied: set[str] = set()  # devices the defaults went to
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskGroup("connect defaults")
         self._unobserve: Callable[[], None] | None = None
 
     def start(self) -> None:
@@ -51,8 +51,7 @@ class ConnectDefaults:
         if self._unobserve is not None:
             self._unobserve()
             self._unobserve = None
-        for task in list(self._tasks):
-            await cancel_and_wait(task)
+        await self._tasks.cancel()
 
     def _observe(self, message: IndiMessage) -> None:
         if not isinstance(message, SetVector) or message.name != "CONNECTION":
@@ -63,9 +62,7 @@ class ConnectDefaults:
         )
         if connected and message.device not in self._applied:
             self._applied.add(message.device)
-            task = asyncio.create_task(self._apply(message.device), name="connect defaults")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks.start(self._apply(message.device), message.device)
 
     async def _apply(self, device_name: str) -> None:
         device = self._hub.devices.get(device_name)
