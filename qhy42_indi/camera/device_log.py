@@ -131,7 +131,7 @@ class DeviceLog(logging.Handler):
     async def _on_debug(self, vector: PropertyVector, proposed: dict[str, Value],
                         message: NewVector) -> None:
         vector.set_values(proposed)
-        self._device.update(vector.name, PropertyState.OK)
+        # As libindi: the logger's properties are defined or deleted before DEBUG's reply.
         if self.enabled:
             self._device.define(PROPERTIES)
             self._loop = asyncio.get_running_loop()
@@ -142,6 +142,7 @@ class DeviceLog(logging.Handler):
             logging.getLogger(PACKAGE_LOGGER).removeHandler(self)
             self._close_file()
         self._follow()
+        self._device.update(vector.name, PropertyState.OK)
 
     async def _on_levels(self, vector: PropertyVector, proposed: dict[str, Value],
                          message: NewVector) -> None:

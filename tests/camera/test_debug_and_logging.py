@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qhy42_indi.indi.messages import DelProperty, Message
+from qhy42_indi.indi.messages import DefVector, DelProperty, Message
 from tests.support.camera import answered, connect_camera, expose, set_numbers, set_switch
-from tests.support.client import IndiClient, is_def
+from tests.support.client import IndiClient
 from tests.support.processes import HOST, daemon
 
 DRIVER = "indi_qhy42_ccd"
@@ -30,9 +30,10 @@ async def test_debug_defines_the_logger_properties_and_sends_the_debug_log(
             quiet = await expose(client, 0.01)
             assert not messages(client, quiet, "DEBUG")  # DEBUG off: no debug log
 
-            await answered(client, "DEBUG", await set_switch(client, "DEBUG", "ENABLE"))
-            for name in ("DEBUG_LEVEL", "LOGGING_LEVEL", "LOG_OUTPUT"):
-                await client.wait_for(is_def(name))
+            on = await set_switch(client, "DEBUG", "ENABLE")
+            await answered(client, "DEBUG", on)
+            defined = {m.name for m in client.received[on:] if isinstance(m, DefVector)}
+            assert defined >= {"DEBUG_LEVEL", "LOGGING_LEVEL", "LOG_OUTPUT"}  # before the reply
             await answered(client, "DEBUG_LEVEL", await set_switch(
                 client, "DEBUG_LEVEL", "DBG_DEBUG"))
             await answered(client, "LOGGING_LEVEL", await set_switch(
