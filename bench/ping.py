@@ -71,6 +71,7 @@ from bench.scenarios import (
     SIDES,
     Side,
     cpp_settings,
+    switch_on,
 )
 from qhy42_indi.indi.messages import GetProperties, IndiMessage, PingReply, PingRequest
 
@@ -92,32 +93,29 @@ LOAD_NICE: Final = 10
 MB: Final = 1e6
 
 
-def _on(element: str) -> dict[str, bool]:
-    return {element: True}
-
-
 def _fast(count: int = FAST_COUNT) -> list[Setting]:
-    return [Setting("CCD_FAST_TOGGLE", _on("INDI_ENABLED")),
+    return [Setting("CCD_FAST_TOGGLE", switch_on("INDI_ENABLED")),
             Setting("CCD_FAST_COUNT", {"FRAMES": count})]
 
 
 def _ours_frames(read_mode: int, scene: str, extra: Sequence[Setting] = ()) -> list[Setting]:
     return [Setting("READ_MODE", {"MODE": read_mode}), *extra,
-            Setting("CCD_CAPTURE_FORMAT", _on("INDI_MONO_16")),
-            Setting("SIM_SCENE", _on(scene)),
+            Setting("CCD_CAPTURE_FORMAT", switch_on("INDI_MONO_16")),
+            Setting("SIM_SCENE", switch_on(scene)),
             Setting("CCD_BINNING", {"HOR_BIN": 1, "VER_BIN": 1}),
             Setting("CCD_FRAME", {"X": 0, "Y": 0, "WIDTH": 2048, "HEIGHT": 2048})]
 
 
 def _ours_hdr(_: Path) -> list[Setting]:
-    return [*_ours_frames(READ_MODE_HDR, "SCENE_FLAT", [Setting("HDR_OUTPUT", _on("HDR_MERGED"))]),
+    merged = Setting("HDR_OUTPUT", switch_on("HDR_MERGED"))
+    return [*_ours_frames(READ_MODE_HDR, "SCENE_FLAT", [merged]),
             Setting("SIM_FLAT_LEVEL", {"LEVEL": BRIGHT_FLAT_E_PER_S}),
-            Setting("CCD_FRAME_TYPE", _on("FRAME_FLAT")), *_fast()]
+            Setting("CCD_FRAME_TYPE", switch_on("FRAME_FLAT")), *_fast()]
 
 
 def _ours_std(_: Path) -> list[Setting]:
     return [*_ours_frames(READ_MODE_STD, "SCENE_DARK"),
-            Setting("CCD_FRAME_TYPE", _on("FRAME_DARK")), *_fast()]
+            Setting("CCD_FRAME_TYPE", switch_on("FRAME_DARK")), *_fast()]
 
 
 def _record_file(workdir: Path) -> Setting:
@@ -143,11 +141,11 @@ def _cpp_ser(workdir: Path) -> list[Setting]:
             _record_file(workdir)]
 
 
-RECORD: Final = (Setting("CCD_VIDEO_STREAM", _on("STREAM_ON")),
-                 Setting("RECORD_STREAM", _on("RECORD_ON")))
-STOP_RECORD: Final = (Setting("RECORD_STREAM", _on("RECORD_OFF")),
-                      Setting("CCD_VIDEO_STREAM", _on("STREAM_OFF")))
-ABORT: Final = (Setting("CCD_ABORT_EXPOSURE", _on("ABORT")),)
+RECORD: Final = (Setting("CCD_VIDEO_STREAM", switch_on("STREAM_ON")),
+                 Setting("RECORD_STREAM", switch_on("RECORD_ON")))
+STOP_RECORD: Final = (Setting("RECORD_STREAM", switch_on("RECORD_OFF")),
+                      Setting("CCD_VIDEO_STREAM", switch_on("STREAM_OFF")))
+ABORT: Final = (Setting("CCD_ABORT_EXPOSURE", switch_on("ABORT")),)
 
 
 @dataclass(frozen=True)

@@ -27,12 +27,13 @@ READ_MODE_HDR: Final = 0
 READ_MODE_STD: Final = 1
 
 
-def _on(element: str) -> dict[str, bool]:
+def switch_on(element: str) -> dict[str, bool]:
+    """A switch setting's members: this one On (the rule turns the others Off)."""
     return {element: True}
 
 
 def _compression(enabled: bool) -> Setting:
-    return Setting("CCD_COMPRESSION", _on("INDI_ENABLED" if enabled else "INDI_DISABLED"))
+    return Setting("CCD_COMPRESSION", switch_on("INDI_ENABLED" if enabled else "INDI_DISABLED"))
 
 
 def cpp_settings(width: int, height: int, *, bits: int = 16, compressed: bool = False,
@@ -45,12 +46,12 @@ def cpp_settings(width: int, height: int, *, bits: int = 16, compressed: bool = 
         Setting("SIMULATOR_SETTINGS",
                 {"SIM_XRES": sensor_width, "SIM_YRES": sensor_height, "SIM_NOISE": 0}),
         Setting("POLLING_PERIOD", {"PERIOD_MS": POLLING_MS}),
-        Setting("CCD_FRAME_TYPE", _on("FRAME_DARK")),
+        Setting("CCD_FRAME_TYPE", switch_on("FRAME_DARK")),
     ]
     if bits == 8:
         # Its CCD_CAPTURE_FORMAT offers INDI_MONO only and CCD_INFO is read-only: this fails
         # as n/a, naming what the simulator does offer.
-        settings.append(Setting("CCD_CAPTURE_FORMAT", _on("INDI_MONO_8")))
+        settings.append(Setting("CCD_CAPTURE_FORMAT", switch_on("INDI_MONO_8")))
     settings += [
         Setting("CCD_BINNING", {"HOR_BIN": 1, "VER_BIN": 1}),
         Setting("CCD_FRAME", {"X": 0, "Y": 0, "WIDTH": width, "HEIGHT": height}),
@@ -66,8 +67,8 @@ def ours_settings(read_mode: int, width: int, height: int, *, bits: int = 16,
     return [
         Setting("READ_MODE", {"MODE": read_mode}, required=read_mode != READ_MODE_STD),
         Setting("POLLING_PERIOD", {"PERIOD_MS": POLLING_MS}, required=False),
-        Setting("CCD_FRAME_TYPE", _on("FRAME_DARK")),
-        Setting("CCD_CAPTURE_FORMAT", _on("INDI_MONO_8" if bits == 8 else "INDI_MONO_16")),
+        Setting("CCD_FRAME_TYPE", switch_on("FRAME_DARK")),
+        Setting("CCD_CAPTURE_FORMAT", switch_on("INDI_MONO_8" if bits == 8 else "INDI_MONO_16")),
         Setting("CCD_BINNING", {"HOR_BIN": 1, "VER_BIN": 1}),
         Setting("CCD_FRAME", {"X": 0, "Y": 0, "WIDTH": width, "HEIGHT": height}),
         _compression(compressed),

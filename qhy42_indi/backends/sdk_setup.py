@@ -1,6 +1,6 @@
 """Choosing the SDK backend at start-up: `--backend sdk`, and `auto` when a camera answers.
 
-What it is for: app.py asks `sdk_cameras(choice)` which cameras the SDK backend serves.
+What it is for: app.py asks `sdk_cameras_async(choice)` which cameras the SDK backend serves.
 - `sdk`: libqhyccd must load (else SdkLibraryMissing, whose message says what to install);
   one SdkBackend per QHY42PRO the SDK sees, or, with none plugged in, one for the first
   QHY42PRO to appear (its CONNECT fails with a message until then).
@@ -9,9 +9,7 @@ What it is for: app.py asks `sdk_cameras(choice)` which cameras the SDK backend 
 - `simulator`: None.
 
 The SDK is initialised here, before the daemon serves, and released when the process exits
-(on the SDK thread, as every call). `sdk_cameras_async` is the one for the event loop: it
-keeps InitQHYCCDResource and the scan off the loop; `sdk_cameras` blocks its caller while
-they run.
+(on the SDK thread, as every call), without blocking the event loop.
 
 $QHY42_SDK_CALL_TIMEOUT_S, when set, is how long an ordinary SDK job may take before the
 camera counts as not answering (default 30 s; tests shorten it).
@@ -56,32 +54,12 @@ class SdkCameras:
         return names
 
 
-def sdk_cameras(choice: str, library_path: str | None = None) -> SdkCameras | None:
-    """The SDK cameras to serve for a --backend choice, or None for the simulator. Blocks
-    while the SDK starts: for code outside the event loop (use sdk_cameras_async there)."""
-    if choice not in ("auto", "sdk"):
-        return None
-    runtime = _load(choice, library_path)
-    if runtime is None:
-        return None
-    try:
-        runtime.start()
-        ids = runtime.camera_ids()
-    except BackendError as error:
-        runtime.stop()
-        _not_started(choice, runtime, error)
-        return None
-    cameras = _cameras(choice, runtime, ids)
-    if cameras is None:
-        runtime.stop()
-    return cameras
-
-
 async def sdk_cameras_async(choice: str,
                             library_path: str | None = None) -> SdkCameras | None:
-    """The same for the daemon's async start-up: loading libqhyccd, InitQHYCCDResource and
-    the scan run off the event loop (the scan and init on the SDK thread), so signals and
-    everything else on the loop go on meanwhile, and a hung init fails after its timeout."""
+    """The SDK cameras to serve for a --backend choice, or None for the simulator. Loading
+    libqhyccd, InitQHYCCDResource and the scan run off the event loop (the scan and init on
+    the SDK thread), so signals and everything else on the loop go on meanwhile, and a hung
+    init fails after its timeout."""
     if choice not in ("auto", "sdk"):
         return None
     runtime = await asyncio.to_thread(_load, choice, library_path)

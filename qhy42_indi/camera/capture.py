@@ -20,12 +20,7 @@ from qhy42_indi.backends.base import CameraGone, ExposureControl, ExposureStart,
 from qhy42_indi.camera.core import CameraCore
 from qhy42_indi.camera.delivery import UploadMode, encode_off_loop, save_off_loop
 from qhy42_indi.camera.device_base import Handler, PropertyDevice
-from qhy42_indi.camera.exposure import (
-    DEFAULT_POLLING_PERIOD_S,
-    DeliveryError,
-    ExposureController,
-    TriggerWait,
-)
+from qhy42_indi.camera.exposure import DeliveryError, ExposureController, TriggerWait
 from qhy42_indi.camera.fits import (
     Card,
     EncodedFrame,
@@ -75,7 +70,7 @@ class Capture:
         camera_gone: Callable[[CameraGone], None],
         snooped: Callable[[], Snapshot] = Snapshot,
         site: Site | None = None,
-        polling_period_s: Callable[[], float] = lambda: DEFAULT_POLLING_PERIOD_S,
+        polling_period_s: Callable[[], float],
     ) -> None:
         self._device = device
         self._snooped = snooped

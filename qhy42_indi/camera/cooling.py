@@ -32,7 +32,6 @@ from qhy42_indi.tasks import cancel_and_wait, start_task
 
 log = logging.getLogger(__name__)
 
-DEFAULT_POLL_PERIOD_S = 1.0  # POLLING_PERIOD's default, as libindi's
 RAMP_STEP_PERIOD_S = 60.0
 AMBIENT_LIMIT_S = 120.0
 TEMPERATURE_RESOLUTION_C = 0.05
@@ -116,7 +115,7 @@ class Cooling:
     """The cooler's INDI properties and the task that keeps them current while connected."""
 
     def __init__(self, device: PropertyDevice, backend: CoolerControl,
-                 polling_period_s: Callable[[], float] = lambda: DEFAULT_POLL_PERIOD_S) -> None:
+                 polling_period_s: Callable[[], float]) -> None:
         self._device = device
         self._polling_period_s = polling_period_s
         self._backend = backend

@@ -125,9 +125,6 @@ _REFUSED: Mapping[tuple[CameraState, Request], str] = MappingProxyType({
     (S.BURST, R.EXPOSE): "Cannot start an exposure while burst mode runs: stop live video "
                          "first",
 })
-# Requests only the device's own parts make; nobody is told about their refusal but the log.
-INTERNAL = frozenset({R.ARM, R.TRIGGERED, R.EXPOSURE_ENDED, R.EXPOSURE_FAILED, R.LOST,
-                      R.RETURNED})
 EXPOSURE_STATES = frozenset({S.EXPOSING, S.WAITING_FOR_TRIGGER})
 LIVE_STATES = frozenset({S.LIVE, S.BURST})
 CONNECTED_STATES = frozenset(CameraState) - {S.DISCONNECTED}

@@ -72,20 +72,19 @@ CONFIG_PROPERTIES = (
 # Which of the core's requests a command to each property is (core.py's table decides).
 # CONFIGURE re-times the sensor, so only while idle; ADJUST needs the camera there. A property
 # not named here acts on the host alone (upload settings, FITS keywords, the simulator's
-# panel) and works in every state.
+# panel) and works in every state. The commands whose parts ask the core for a transition of
+# their own (exposures, video, burst) are admitted as ADJUST: the camera must be there.
 _CONFIGURE = ("READ_MODE", "HDR_OUTPUT", "CCD_CAPTURE_FORMAT", "CCD_BINNING", "CCD_FRAME",
               "CCD_FRAME_RESET", "GPIO_MODE", "SMA_OUTPUT", "TRIGGER_MODE")
 _ADJUST = ("CCD_GAIN", "CCD_OFFSET", "USB_SPEED", "USB_TRAFFIC", "CCD_AMP_GLOW",
            "CCD_TEMPERATURE", "CCD_COOLER", "CCD_COOLER_MODE", "CCD_COOLER_POWER", "CCD_HEATER",
            "TRIGOUT_ENABLE", "STREAMING_EXPOSURE", "BURST_RANGE", "BURST_PATCH", "BURST_IDLE",
            "FRAME_COUNTER_RESET", "LIVE_ANTI_RBI", "IMAGE_OSD")
-COMMAND_REQUESTS: dict[str, Request | None] = {
+_TRANSITIONING = ("CCD_EXPOSURE", "CCD_VIDEO_STREAM", "RECORD_STREAM", "BURST_MODE",
+                  "BURST_CAPTURE")
+COMMAND_REQUESTS: dict[str, Request] = {
     **dict.fromkeys(_CONFIGURE, Request.CONFIGURE),
-    **dict.fromkeys(_ADJUST, Request.ADJUST),
-    # These ask the core themselves (their parts call core.transition); while the camera is
-    # away they are refused here first, with the same reason.
-    **dict.fromkeys(("CCD_EXPOSURE", "CCD_VIDEO_STREAM", "RECORD_STREAM", "BURST_MODE",
-                     "BURST_CAPTURE"), None),
+    **dict.fromkeys((*_ADJUST, *_TRANSITIONING), Request.ADJUST),
 }
 
 
@@ -177,12 +176,9 @@ class Qhy42Device(PropertyDevice):
         return self.device_log.to_clients(level)
 
     def admit(self, name: str) -> None:
-        if name in COMMAND_REQUESTS:
-            request = COMMAND_REQUESTS[name]
-            if self.core.state is CameraState.GONE:
-                raise Refused(self.core.state, request or Request.ADJUST, AWAY)
-            if request is not None:
-                self.core.check(request)
+        request = COMMAND_REQUESTS.get(name)
+        if request is not None:
+            self.core.check(request)
 
     def handler_failed(self, name: str, error: Exception) -> None:
         if isinstance(error, Refused):

@@ -44,9 +44,6 @@ from qhy42_indi.tasks import cancel_and_wait, start_task
 
 log = logging.getLogger(__name__)
 
-# libindi's countdown: one update per polling period (POLLING_PERIOD), the last one shortened.
-DEFAULT_POLLING_PERIOD_S = 1.0
-
 
 class ExposureHost(Protocol):
     """What the exposure sequence asks of the device."""
@@ -85,7 +82,7 @@ class ExposureController:
         host: ExposureHost,
         trigger: Callable[[], TriggerWait | None],
         camera_gone: Callable[[CameraGone], None],
-        polling_period_s: Callable[[], float] = lambda: DEFAULT_POLLING_PERIOD_S,
+        polling_period_s: Callable[[], float],
     ) -> None:
         self._core = core
         self._polling_period_s = polling_period_s
@@ -200,6 +197,7 @@ class ExposureController:
             await cancel_and_wait(countdown)
 
     async def _countdown(self, exposure_s: float) -> None:
+        """libindi's countdown: an update every polling period, the last one shortened."""
         began = time.monotonic()
         left_s = exposure_s
         while left_s > 0:

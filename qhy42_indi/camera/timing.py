@@ -322,7 +322,7 @@ class Timing:
         """Row 0's start of a frame, its clock and its timing cards (capture.py calls it per
         frame)."""
         start_utc, source, gps = self._start_of(frame)
-        self.show_frame_times(frame, publish_gps=True)
+        self._show(frame, start_utc, source, gps, publish_gps=True)
         return FrameTiming(start_utc, source.value, timing_cards(frame, start_utc, source, gps))
 
     def frame_start(self, frame: Frame) -> datetime:
@@ -332,7 +332,10 @@ class Timing:
 
     def show_frame_times(self, frame: Frame, *, publish_gps: bool) -> None:
         """EXPOSURE_TIMING (and, with publish_gps, GPS_STATE/GPS_DATA) for this frame."""
-        start_utc, source, gps = self._start_of(frame)
+        self._show(frame, *self._start_of(frame), publish_gps=publish_gps)
+
+    def _show(self, frame: Frame, start_utc: datetime, source: TimeSource,
+              gps: GpsHeader | None, *, publish_gps: bool) -> None:
         if publish_gps and self._gps_mode_on():
             self._publish_gps(gps)
         described = source.value

@@ -24,7 +24,7 @@ from qhy42_indi.server.connection import Connection, QueueLimits
 from qhy42_indi.server.hub import Hub
 from qhy42_indi.server.session import run_session
 from qhy42_indi.server.streams import ByteStream
-from qhy42_indi.tasks import TaskGroup, cancel_and_wait, log_failure
+from qhy42_indi.tasks import TaskGroup, cancel_and_wait, start_task
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,7 @@ class Listener(abc.ABC):
         self._limits = limits
         self._access = access or AccessControl(AccessPolicy.open())
         self._sessions = TaskGroup(f"{name} sessions")
-        self._accepting = asyncio.create_task(self._accept_forever(), name=f"accept {name}")
-        self._accepting.add_done_callback(log_failure)
+        self._accepting = start_task(self._accept_forever(), f"accept {name}")
 
     @property
     def accepting(self) -> bool:

@@ -27,7 +27,7 @@ from qhy42_indi.backends.base import (
 )
 from qhy42_indi.backends.qhysdk import SdkBackend, SdkNotSupported, SdkRuntime
 from qhy42_indi.backends.sdk_bindings import SdkLibraryMissing, load_library
-from qhy42_indi.backends.sdk_setup import sdk_cameras
+from qhy42_indi.backends.sdk_setup import sdk_cameras_async
 from tests.sdk.stub import StubHooks
 
 STUB_ID = "QHY42PRO-0123456789abcdef"
@@ -291,17 +291,17 @@ def test_a_library_that_is_not_libqhyccd_is_refused() -> None:
         load_library(libm)
 
 
-def test_backend_choice_without_the_library(tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_backend_choice_without_the_library(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QHY42_LIBQHYCCD", str(tmp_path / "nothing.so"))
-    assert sdk_cameras("auto") is None
-    assert sdk_cameras("simulator") is None
+    assert await sdk_cameras_async("auto") is None
+    assert await sdk_cameras_async("simulator") is None
     with pytest.raises(SdkLibraryMissing, match=r"--backend sdk: .*install"):
-        sdk_cameras("sdk")
+        await sdk_cameras_async("sdk")
 
 
-def test_backend_choice_with_a_camera(stub_path: Path) -> None:
-    cameras = sdk_cameras("auto", str(stub_path))
+async def test_backend_choice_with_a_camera(stub_path: Path) -> None:
+    cameras = await sdk_cameras_async("auto", str(stub_path))
     assert cameras is not None
     try:
         assert [b.camera_id for b in cameras.backends] == [STUB_ID]
