@@ -13,8 +13,10 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 
+from qhy42_indi.backends.qhysdk import SdkBackend
 from qhy42_indi.backends.sdk_setup import SdkCameras, sdk_cameras_async
 from qhy42_indi.backends.sim_timing import CameraSync
 from qhy42_indi.backends.simulator import SimulatorBackend, SimulatorOptions
@@ -22,7 +24,9 @@ from qhy42_indi.camera.device import Qhy42Device, default_device_name
 from qhy42_indi.camera.timecards import Site
 from qhy42_indi.config import Config, snoop_address
 from qhy42_indi.connect_defaults import ConnectDefaults
+from qhy42_indi.front.assemble import FrontContext, Fronts
 from qhy42_indi.notify import Notifier, feed_watchdog, watchdog_period_s
+from qhy42_indi.roster import CameraRoster, Naming
 from qhy42_indi.server.access import AccessControl, AccessPolicy
 from qhy42_indi.server.connection import QueueLimits
 from qhy42_indi.server.hub import Hub
@@ -37,23 +41,40 @@ from qhy42_indi.telemetry.mqtt import MqttTelemetry
 log = logging.getLogger(__name__)
 
 
-async def build_hub(config: Config) -> Hub:
-    """The hub with the configured camera devices on it: the real cameras that answer
-    through libqhyccd (`sdk`, or `auto` when one answers; the SDK starts off the event loop),
-    else the simulated ones."""
-    return hub_for(config, await sdk_cameras_async(config.camera.backend))
+@dataclass
+class Cameras:
+    """The hub with the camera devices on it, and the roster that adds SDK cameras plugged in
+    later (None for the simulator)."""
+
+    hub: Hub
+    roster: CameraRoster | None = None
+
+    async def close(self) -> None:
+        if self.roster is not None:
+            await self.roster.stop()
+        await close_devices(self.hub)
 
 
-def hub_for(config: Config, sdk: SdkCameras | None) -> Hub:
+async def build_cameras(config: Config) -> Cameras:
+    """The configured camera devices: the real cameras that answer through libqhyccd (`sdk`,
+    or `auto` when one answers; the SDK starts off the event loop), else the simulated ones."""
+    return cameras_for(config, await sdk_cameras_async(config.camera.backend))
+
+
+def cameras_for(config: Config, sdk: SdkCameras | None) -> Cameras:
     hub = Hub()
     site = None
     if config.site is not None:  # a fixed observatory: BJD_TDB needs where it is
         site = Site(config.site.latitude, config.site.longitude, config.site.elevation)
     if sdk is not None:
-        names = sdk.names(config.camera.device_name, default_device_name("QHY42PRO"))
-        for name, sdk_backend in zip(names, sdk.backends, strict=True):
-            add_camera(hub, Qhy42Device(name, sdk_backend, site=site))
-        return hub
+        def make_device(name: str, backend: SdkBackend) -> Qhy42Device:
+            device = Qhy42Device(name, backend, site=site)
+            device.snooping.bind(hub)
+            return device
+
+        roster = CameraRoster(hub, sdk, Naming(config.camera.device_name), make_device)
+        roster.serve_initial()
+        return Cameras(hub, roster)
     # One sync cable and clock for all simulated cameras (a master triggers slaves)
     sync = CameraSync(config.camera.time_scale)
     for index in range(config.camera.simulators):
@@ -66,7 +87,7 @@ def hub_for(config: Config, sdk: SdkCameras | None) -> Hub:
         if index > 0 and config.camera.device_name:
             name = f"{config.camera.device_name} {index + 1}"
         add_camera(hub, Qhy42Device(name, backend, site=site))
-    return hub
+    return Cameras(hub)
 
 
 def add_camera(hub: Hub, device: Qhy42Device) -> None:
@@ -89,18 +110,24 @@ def queue_limits(config: Config) -> QueueLimits:
 
 
 class Beside:
-    """What runs beside the INDI service: the exposure log, connect defaults, MQTT, and the
-    snoop clients that read the mount, focuser... from `[snoop] server`."""
+    """What runs beside the INDI service: the exposure log, connect defaults, MQTT, the
+    snoop clients that read the mount, focuser... from `[snoop] server`, and the roster's
+    scan for cameras plugged in later."""
 
-    def __init__(self, hub: Hub, config: Config) -> None:
+    def __init__(self, cameras: Cameras, config: Config) -> None:
+        hub = cameras.hub
         self._hub = hub
+        self._roster = cameras.roster
         self._stop_exposure_log: Callable[[], None] | None = None
         self.snoop_clients: list[SnoopClient] = []
-        if config.snoop.server:
-            host, port = snoop_address(config.snoop.server)
+        self._snoop_address = snoop_address(config.snoop.server) if config.snoop.server else None
+        if self._snoop_address is not None:
+            host, port = self._snoop_address
             self.snoop_clients = [SnoopClient(host, port, device.snooping.values)
                                   for device in hub.devices.values()
                                   if isinstance(device, Qhy42Device)]
+        if self._roster is not None:
+            self._roster.on_added(self._camera_added)
         self.defaults = ConnectDefaults(hub, config.connect_commands())
         self.telemetry = (
             MqttTelemetry(hub, config.mqtt, setpoint_reader(hub)) if config.mqtt.enabled
@@ -114,8 +141,18 @@ class Beside:
             client.start()
         if self.telemetry is not None:
             self.telemetry.start()
+        if self._roster is not None:
+            self._roster.start()
+
+    def _camera_added(self, device: Qhy42Device) -> None:
+        if self._snoop_address is not None:
+            client = SnoopClient(*self._snoop_address, device.snooping.values)
+            self.snoop_clients.append(client)
+            client.start()
 
     async def stop(self) -> None:
+        if self._roster is not None:
+            await self._roster.stop()
         if self._stop_exposure_log is not None:
             self._stop_exposure_log()
         await self.defaults.stop()
@@ -138,11 +175,13 @@ def setpoint_reader(hub: Hub) -> Callable[[str], float | None]:
 async def serve_tcp(config: Config) -> None:
     notifier = Notifier.from_environment()
     with StopSignals() as stop:  # before anything listens: a signal during start-up counts
-        hub = await build_hub(config)
-        beside = Beside(hub, config)
+        cameras = await build_cameras(config)
+        hub = cameras.hub
+        beside = Beside(cameras, config)
         beside.start()
         limits = queue_limits(config)
         access = AccessControl(AccessPolicy.from_config(config.server))
+        fronts = Fronts()
         listener = None
         local = None
         watchdog = None
@@ -153,6 +192,7 @@ async def serve_tcp(config: Config) -> None:
             if config.server.local_socket:
                 local = await start_local_server(hub, config.server.local_socket, limits,
                                                  access)
+            await fronts.start(FrontContext(hub, config, access, beside.telemetry))
             host, port = listener.address
             notifier.send("READY=1", f"STATUS=serving INDI on {host}:{port}")
             period_s = watchdog_period_s()
@@ -172,25 +212,31 @@ async def serve_tcp(config: Config) -> None:
             notifier.send("STOPPING=1")
             if watchdog is not None:
                 await cancel_and_wait(watchdog)
+            await fronts.close()
             if local is not None:
                 await local.close()
             if listener is not None:
                 await listener.close()
-            await close_devices(hub)
+            await cameras.close()
             await beside.stop()
             notifier.close()
 
 
 async def serve_stdio(config: Config) -> None:
     with StopSignals() as stop:
-        hub = await build_hub(config)
-        beside = Beside(hub, config)
+        cameras = await build_cameras(config)
+        hub = cameras.hub
+        beside = Beside(cameras, config)
         beside.start()
+        fronts = Fronts()  # Alpaca and the page can run beside indiserver too
+        access = AccessControl(AccessPolicy.from_config(config.server))
+        await fronts.start(FrontContext(hub, config, access, beside.telemetry))
         session = asyncio.create_task(run_stdio_session(hub))
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({session, stopped}, return_when=asyncio.FIRST_COMPLETED)
         await cancel_and_wait(session, stopped)
-        await close_devices(hub)
+        await fronts.close()
+        await cameras.close()
         await beside.stop()
 
 

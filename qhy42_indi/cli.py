@@ -54,6 +54,21 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--read-only", action="append", metavar="CIDR",
                        help="clients from these networks may watch but not command"
                        " (repeatable)")
+    alpaca = serve.add_argument_group("ASCOM Alpaca and the web page (HTTP; off by default)")
+    alpaca.add_argument("--alpaca", action="store_true", default=None,
+                        help="serve ASCOM Alpaca (N.I.N.A., SharpCap, MaxIm DL)")
+    alpaca.add_argument("--alpaca-port", type=int, metavar="PORT",
+                        help="Alpaca's HTTP port (default 11111; 0: a free one)")
+    alpaca.add_argument("--alpaca-discovery-port", type=int, metavar="PORT",
+                        help="UDP port answering Alpaca discovery (default 32227)")
+    alpaca.add_argument("--no-alpaca-discovery", action="store_true",
+                        help="do not answer Alpaca discovery")
+    alpaca.add_argument("--web", action="store_true", default=None,
+                        help="serve the camera's web page")
+    alpaca.add_argument("--web-port", type=int, metavar="PORT",
+                        help="the page's HTTP port (default 11111, shared with Alpaca)")
+    alpaca.add_argument("--http-host", metavar="ADDRESS",
+                        help="address the HTTP server binds (default 0.0.0.0)")
     driver = commands.add_parser("driver", help="speak INDI on stdin/stdout, under indiserver")
     for sub in (serve, driver):
         _add_common(sub)
@@ -100,6 +115,14 @@ def _config(args: argparse.Namespace) -> Config:
         ("server", "allow"): getattr(args, "allow", None),
         ("server", "read_only"): getattr(args, "read_only", None),
         ("snoop", "server"): getattr(args, "snoop_server", None),
+        ("alpaca", "enabled"): getattr(args, "alpaca", None),
+        ("alpaca", "port"): getattr(args, "alpaca_port", None),
+        ("alpaca", "discovery_port"): getattr(args, "alpaca_discovery_port", None),
+        ("alpaca", "discovery"): False if getattr(args, "no_alpaca_discovery", False) else None,
+        ("alpaca", "host"): getattr(args, "http_host", None),
+        ("web", "enabled"): getattr(args, "web", None),
+        ("web", "port"): getattr(args, "web_port", None),
+        ("web", "host"): getattr(args, "http_host", None),
         ("camera", "backend"): args.backend,
         ("camera", "device_name"): args.device_name,
         ("camera", "simulators"): args.simulators,

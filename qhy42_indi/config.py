@@ -109,6 +109,27 @@ class SnoopConfig:
 
 
 @dataclass
+class AlpacaConfig:
+    """[alpaca]: ASCOM Alpaca for N.I.N.A., SharpCap, MaxIm DL (off: an indiserver drop-in)."""
+
+    enabled: bool = False
+    host: str = "0.0.0.0"
+    port: int = 11111  # the ASCOM default; the page shares it when [web] names the same
+    discovery: bool = True  # answer "alpacadiscovery1" datagrams
+    discovery_port: int = 32227  # the Alpaca discovery port
+
+
+@dataclass
+class WebConfig:
+    """[web]: the camera's page. On the same host and port as [alpaca], one server serves
+    both (the default)."""
+
+    enabled: bool = False
+    host: str = "0.0.0.0"
+    port: int = 11111
+
+
+@dataclass
 class SiteConfig:
     """[site]: where the telescope is, for the BJD_TDB of each frame (camera/timecards.py)."""
 
@@ -130,6 +151,8 @@ class Config:
     upload: UploadConfig = field(default_factory=UploadConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     snoop: SnoopConfig = field(default_factory=SnoopConfig)
+    alpaca: AlpacaConfig = field(default_factory=AlpacaConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     site: SiteConfig | None = None  # no [site]: unknown
     source: Path | None = None  # the file it was read from, if any
 
@@ -151,7 +174,7 @@ class Config:
 
 
 BACKENDS = ("auto", "simulator", "sdk")
-SECTIONS = ("server", "camera", "upload", "mqtt", "snoop", "site")
+SECTIONS = ("server", "camera", "upload", "mqtt", "snoop", "alpaca", "web", "site")
 SITE_REQUIRED = ("latitude", "longitude")
 # Validated ranges, inclusive, and what the numbers are.
 SITE_RANGES = {"latitude": (-90.0, 90.0, "degrees north"),
@@ -264,6 +287,9 @@ def validate(config: Config) -> None:
     networks("server.allow", server.allow)
     networks("server.read_only", server.read_only)
     _validate_mqtt(mqtt)
+    _check_port("alpaca.port", config.alpaca.port, allow_any=True)
+    _check_port("alpaca.discovery_port", config.alpaca.discovery_port, allow_any=True)
+    _check_port("web.port", config.web.port, allow_any=True)
     if config.snoop.server:
         snoop_address(config.snoop.server)
     if config.site is not None:
@@ -287,9 +313,11 @@ def snoop_address(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _check_port(key: str, port: int) -> None:
-    if not 0 < port < 65536:
-        raise ConfigError(f"{key} must be 1-65535, not {port}")
+def _check_port(key: str, port: int, *, allow_any: bool = False) -> None:
+    """allow_any: 0 is accepted too, for a free port (the tests' choice)."""
+    low = 0 if allow_any else 1
+    if not low <= port < 65536:
+        raise ConfigError(f"{key} must be {low}-65535, not {port}")
 
 
 def _validate_mqtt(mqtt: MqttConfig) -> None:

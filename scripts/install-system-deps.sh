@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian packages that the tests need (the INDI peers, the MQTT broker and its
 # mosquitto_passwd, systemd-analyze for the unit file, a C++ toolchain for the libindiclient
-# test client). Installs only what is missing; uses sudo when not root.
+# test client, Debian's chromium and its driver for the page's tests). Installs only what
+# is missing; uses sudo when not root.
 # Usage: scripts/install-system-deps.sh
 set -euo pipefail
 
-packages=(indi-bin libindi-dev mosquitto g++ make pkg-config python3-venv systemd)
+packages=(indi-bin libindi-dev mosquitto g++ make pkg-config python3-venv systemd
+          chromium chromium-driver)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

@@ -2,8 +2,7 @@
 
 What it is for: app.py asks `sdk_cameras_async(choice)` which cameras the SDK backend serves.
 - `sdk`: libqhyccd must load (else SdkLibraryMissing, whose message says what to install);
-  one SdkBackend per QHY42PRO the SDK sees, or, with none plugged in, one for the first
-  QHY42PRO to appear (its CONNECT fails with a message until then).
+  the QHY42PROs the SDK sees, maybe none (roster.py serves them and those that come later).
 - `auto`: the same when libqhyccd loads and a QHY42PRO answers; otherwise None (the simulator
   serves) and a log line says why.
 - `simulator`: None.
@@ -37,21 +36,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class SdkCameras:
-    runtime: SdkRuntime
-    backends: tuple[SdkBackend, ...]
+    """The started SDK and the QHY42PROs its start-up scan found."""
 
-    def names(self, device_name: str, default_name: str) -> list[str]:
-        """INDI device names: --device-name (numbered from the second camera on), else
-        indi_qhy_ccd's `QHY CCD <id>` (`default_name` while no camera was seen yet)."""
-        names = []
-        for index, backend in enumerate(self.backends):
-            if device_name:
-                names.append(device_name if index == 0 else f"{device_name} {index + 1}")
-            elif backend.camera_id:
-                names.append(f"QHY CCD {backend.camera_id[:15]}")
-            else:
-                names.append(default_name)
-        return names
+    runtime: SdkRuntime
+    camera_ids: tuple[str, ...]
+
+    def make_backend(self, camera_id: str | None) -> SdkBackend:
+        return SdkBackend(self.runtime, camera_id, call_timeout_s=call_timeout_s())
 
 
 async def sdk_cameras_async(choice: str,
@@ -106,16 +97,12 @@ def _cameras(choice: str, runtime: SdkRuntime, ids: list[str]) -> SdkCameras | N
         return None
     atexit.register(runtime.stop)
     if not ids:
-        log.warning("no %s answers through libqhyccd (%s) yet: CONNECT finds it once it is "
+        log.warning("no %s answers through libqhyccd (%s) yet: waiting for one to be "
                     "plugged in (see `qhy42-indi list`)", MODEL, runtime.library.path)
-        return SdkCameras(runtime, (_backend(runtime, None),))
-    log.info("serving %s through libqhyccd (%s), SDK %s", ", ".join(ids),
-             runtime.library.path, runtime.sdk_version)
-    return SdkCameras(runtime, tuple(_backend(runtime, camera_id) for camera_id in ids))
-
-
-def _backend(runtime: SdkRuntime, camera_id: str | None) -> SdkBackend:
-    return SdkBackend(runtime, camera_id, call_timeout_s=call_timeout_s())
+    else:
+        log.info("serving %s through libqhyccd (%s), SDK %s", ", ".join(ids),
+                 runtime.library.path, runtime.sdk_version)
+    return SdkCameras(runtime, tuple(ids))
 
 
 def call_timeout_s() -> float:

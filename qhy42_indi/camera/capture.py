@@ -29,6 +29,7 @@ from qhy42_indi.camera.fits import (
     custom_card,
     standard_cards,
 )
+from qhy42_indi.camera.frame_tap import DeliveredFrame, FrameTap
 from qhy42_indi.camera.hdr import Splice, merge_hdr, splice_cards
 from qhy42_indi.camera.settings import SensorSettings
 from qhy42_indi.camera.snooping import FrameSky, header_cards
@@ -71,8 +72,10 @@ class Capture:
         snooped: Callable[[], Snapshot] = Snapshot,
         site: Site | None = None,
         polling_period_s: Callable[[], float],
+        frames: FrameTap,
     ) -> None:
         self._device = device
+        self._frames = frames
         self._snooped = snooped
         self._site = site
         self._settings = settings
@@ -209,6 +212,9 @@ class Capture:
         if to_clients:
             self._send_blob(encoded)
         self.frames_delivered += 1
+        self._frames.offer(DeliveredFrame(
+            device=self._device.name, frame=frame, pixels=pixels, fits=encoded,
+            start_utc=start_utc, time_source=timing.source, frame_type=metadata.frame_type))
         if failure is not None:
             raise DeliveryError(failure)
 

@@ -37,6 +37,7 @@ from qhy42_indi.camera.cooling import Cooling
 from qhy42_indi.camera.core import AWAY, CameraCore, CameraState, Refused, Request, Transition
 from qhy42_indi.camera.device_base import Handler, PropertyDevice
 from qhy42_indi.camera.device_log import DeviceLog
+from qhy42_indi.camera.frame_tap import FrameTap
 from qhy42_indi.camera.hotplug import HotplugWatcher, Snapshot
 from qhy42_indi.camera.live import LiveSession
 from qhy42_indi.camera.settings import SensorSettings
@@ -97,6 +98,15 @@ def default_device_name(camera_id: str) -> str:
     return f"QHY CCD {camera_id[:15]}"
 
 
+def driver_info() -> dict[str, Value]:
+    return {
+        "DRIVER_NAME": DRIVER_NAME,
+        "DRIVER_EXEC": DRIVER_EXEC,
+        "DRIVER_VERSION": ".".join(__version__.split(".")[:2]),
+        "DRIVER_INTERFACE": str(CCD_INTERFACE),
+    }
+
+
 class Qhy42Device(PropertyDevice):
     def __init__(self, name: str, backend: CameraBackend, *, site: Site | None = None) -> None:
         directory = skeleton_dir()
@@ -114,15 +124,9 @@ class Qhy42Device(PropertyDevice):
                                  if v.name not in ON_DEMAND_PROPERTIES]
         self.on_demand_names = [v.name for v in sets["ondemand"]] + list(ON_DEMAND_PROPERTIES)
         self._defaults = {n: dict(self.props[n].values()) for n in CONFIG_PROPERTIES}
-        self.props["DRIVER_INFO"].set_values(
-            {
-                "DRIVER_NAME": DRIVER_NAME,
-                "DRIVER_EXEC": DRIVER_EXEC,
-                "DRIVER_VERSION": ".".join(__version__.split(".")[:2]),
-                "DRIVER_INTERFACE": str(CCD_INTERFACE),
-            }
-        )
+        self.props["DRIVER_INFO"].set_values(driver_info())
         self.core = CameraCore(name, backend)
+        self.frames = FrameTap()  # every delivered frame, for the HTTP front-ends
         self.device_log = DeviceLog(self, DRIVER_EXEC)
         self.hotplug = HotplugWatcher(name, self.core, backend, self)
         self.timing = Timing(self, backend, backend, backend)
@@ -134,7 +138,7 @@ class Qhy42Device(PropertyDevice):
             set_temperature_c=lambda: self.cooling.target_c,
             frame_timer=self.timing.frame_timer, trigger=self.timing.trigger_wait,
             camera_gone=self.hotplug.camera_gone, snooped=self.snooping.snapshot, site=site,
-            polling_period_s=self.polling_period_s,
+            polling_period_s=self.polling_period_s, frames=self.frames,
         )
         # Live video and burst share one reader of the camera's live frames.
         self.live = LiveSession(self.core, backend, self.hotplug.camera_gone)

@@ -65,6 +65,11 @@ class PropertyDevice:
         now = timestamp_now()
         return [self.props[n].definition(self._name, now) for n in names]
 
+    def publish_definitions(self) -> None:
+        """Every defined property to the clients: a device added while they are connected."""
+        for definition in self.definitions():
+            self.publish(definition)
+
     def define(self, names: Iterable[str]) -> None:
         for name in names:
             if name not in self.defined:

@@ -77,12 +77,18 @@ class AccessControl:
 
     def judge(self, address: str) -> Verdict:
         """What the policy says of a client at this address, counting the clients now in."""
+        verdict = self.permits(address)
+        limit = self.policy.max_clients
+        if verdict is not Verdict.NOT_ALLOWED and limit and self.clients >= limit:
+            return Verdict.TOO_MANY
+        return verdict
+
+    def permits(self, address: str) -> Verdict:
+        """The policy's word on one request from this address, whatever the count: for
+        HTTP, where a client is not a connection (ALLOWED, READ_ONLY or NOT_ALLOWED)."""
         parsed = client_address(address)
         if parsed is None or not _within(parsed, self.policy.allow):
             return Verdict.NOT_ALLOWED
-        limit = self.policy.max_clients
-        if limit and self.clients >= limit:
-            return Verdict.TOO_MANY
         if _within(parsed, self.policy.read_only):
             return Verdict.READ_ONLY
         return Verdict.ALLOWED

@@ -257,6 +257,7 @@ class Connection:
     ) -> None:
         self.peer = peer
         self.read_only = read_only
+        self.since = time.time()  # when it connected (the web page lists the clients)
         # indiserver, when we run as its driver: it forwards other drivers' properties that
         # we ask for (snooping), and takes our getProperties requests for them.
         self.upstream = upstream

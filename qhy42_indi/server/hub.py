@@ -84,6 +84,15 @@ class Hub:
         self.devices[device.name] = device
         device.bind(self.publish)
 
+    def remove_device(self, name: str, farewell: DelProperty) -> None:
+        """Take a device away: its delProperty (device-wide) to the clients, then gone."""
+        device = self.devices.get(name)
+        if device is None:
+            return
+        self.publish(farewell)
+        del self.devices[name]
+        self._snoop_wants.pop(name, None)
+
     def attach(self, connection: Connection) -> None:
         self.connections.add(connection)
         if connection.upstream:

@@ -226,7 +226,7 @@ async def test_sdk_start_up_runs_off_the_event_loop(
         cameras = await starting
     assert cameras is not None
     try:
-        assert [b.camera_id for b in cameras.backends] == [STUB_ID]
+        assert cameras.camera_ids == (STUB_ID,)
     finally:
         await asyncio.to_thread(cameras.runtime.stop)
 

@@ -189,6 +189,9 @@ async def test_serve_sdk_without_a_camera_serves_the_device_and_says_none_is_the
             assert isinstance(connection, DefVector)
             assert [(e.name, e.value) for e in connection.elements] == [
                 ("CONNECT", "Off"), ("DISCONNECT", "On")]
+            # It says what it waits for as soon as a client looks, before any CONNECT.
+            assert connection.message is not None
+            assert "Waiting for a QHY42PRO" in connection.message, connection
             start = len(client.received)
             await client.send(
                 f'<newSwitchVector device="{connection.device}" name="CONNECTION">'
@@ -197,7 +200,7 @@ async def test_serve_sdk_without_a_camera_serves_the_device_and_says_none_is_the
         log = proc.log()
     assert isinstance(refused, SetVector)
     assert refused.message is not None and "no QHY42PRO is connected" in refused.message, refused
-    assert "yet: CONNECT finds it once it is plugged in" in log, log
+    assert "yet: waiting for one to be plugged in" in log, log
     assert sdk_bindings.find_library() in log, log
 
 

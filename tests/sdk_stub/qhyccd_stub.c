@@ -23,6 +23,9 @@
  * Test hooks: stub_vanish() / stub_return(), or the file named by QHY42_STUB_UNPLUGGED_FILE
  * (the camera is gone while that file exists: a daemon under test can be unplugged from
  * another process). QHY42_STUB_TIME_SCALE runs the TEC faster than real time.
+ * A second QHY42PRO on the bus: while the file named by QHY42_STUB_SECOND_CAMERA_FILE exists,
+ * the scan also finds SECOND_ID_TEXT (for the daemon's roster); the stub models one sensor, so
+ * opening the second camera fails (and says so on stderr).
  * QHY42_STUB_HEATER_ID moves CONTROL_HEATINGBOARD to another CONTROL_ID number (the SDK
  * backend must find it by name).
  *
@@ -71,6 +74,7 @@ enum {
 #define MODE_COUNT 3
 #define ID_TEXT "QHY42PRO-0123456789abcdef"
 #define MODEL_TEXT "QHY42PRO"
+#define SECOND_ID_TEXT "QHY42PRO-fedcba9876543210"
 #define MEM_LENGTH ((4096u + 100u) * (2048u + 100u) * 2u)
 #define AMBIENT_C 20.0
 #define TEC_MAX_DELTA_C 35.0
@@ -401,22 +405,41 @@ EXPORT void SetQHYCCDLogLevel(uint8_t level) { (void)level; note_thread(__func__
 EXPORT void EnableQHYCCDMessage(bool enable) { (void)enable; note_thread(__func__); }
 EXPORT void EnableQHYCCDLogFile(bool enable) { (void)enable; note_thread(__func__); }
 
+static bool second_plugged(void) {
+    const char *file = getenv("QHY42_STUB_SECOND_CAMERA_FILE");
+    return file && *file && access(file, F_OK) == 0;
+}
+
+/* The ids on the bus now, in scan order: the modelled camera first, when plugged in. */
+static uint32_t scanned_ids(const char *ids[2]) {
+    uint32_t count = 0;
+    if (plugged())
+        ids[count++] = ID_TEXT;
+    if (second_plugged())
+        ids[count++] = SECOND_ID_TEXT;
+    return count;
+}
+
 EXPORT uint32_t ScanQHYCCD(void) {
     note_thread(__func__);
-    return cam.initialised && plugged() ? 1 : 0;
+    const char *ids[2];
+    return cam.initialised ? scanned_ids(ids) : 0;
 }
 
 EXPORT uint32_t GetQHYCCDId(uint32_t index, char *id) {
     note_thread(__func__);
-    if (!cam.initialised || !plugged() || index != 0)
+    const char *ids[2];
+    if (!cam.initialised || index >= scanned_ids(ids))
         return QHYCCD_ERROR;
-    strcpy(id, ID_TEXT);
+    strcpy(id, ids[index]);
     return QHYCCD_SUCCESS;
 }
 
 EXPORT uint32_t GetQHYCCDModel(char *id, char *model) {
     note_thread(__func__);
-    if (!plugged() || strcmp(id, ID_TEXT) != 0)
+    bool known = (plugged() && strcmp(id, ID_TEXT) == 0)
+                 || (second_plugged() && strcmp(id, SECOND_ID_TEXT) == 0);
+    if (!known)
         return QHYCCD_ERROR;
     strcpy(model, MODEL_TEXT);
     return QHYCCD_SUCCESS;
@@ -424,6 +447,10 @@ EXPORT uint32_t GetQHYCCDModel(char *id, char *model) {
 
 EXPORT void *OpenQHYCCD(char *id) {
     note_thread(__func__);
+    if (cam.initialised && second_plugged() && strcmp(id, SECOND_ID_TEXT) == 0) {
+        fprintf(stderr, "qhyccd_stub: OpenQHYCCD(%s): the stub models one sensor only\n", id);
+        return NULL;
+    }
     if (!cam.initialised || !plugged() || strcmp(id, ID_TEXT) != 0)
         return NULL;
     stub_handle *h = NULL;
