@@ -3,11 +3,13 @@ listen on (one server when they share it), beside the INDI service.
 
 A front-end that cannot listen (the port is taken) is logged and left out: INDI still serves,
 as when the local socket cannot be had. aiohttp and the front-ends are imported only when one
-is enabled, so an indiserver drop-in starts as fast as before.
+is enabled (in a thread), so an indiserver drop-in starts as fast as before.
 """
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -48,6 +50,12 @@ class Fronts:
         config = context.config
         if not (config.alpaca.enabled or config.web.enabled):
             return
+        # Importing aiohttp takes a quarter of a second here (it builds its SSL contexts):
+        # done in a thread, the loop goes on serving INDI meanwhile.
+        wanted = ["qhy42_indi.front.http"]
+        wanted += ["qhy42_indi.alpaca.front"] if config.alpaca.enabled else []
+        wanted += ["qhy42_indi.web.front"] if config.web.enabled else []
+        await asyncio.to_thread(lambda: [importlib.import_module(name) for name in wanted])
         from qhy42_indi.front.http import HttpClients, HttpFront, start_http
 
         clients = HttpClients()
