@@ -68,18 +68,14 @@ class AlpacaFront:
         app.router.add_get("/setup", self._setup)
         app.router.add_get("/setup/v1/{device_type}/{device_number}/setup", self._setup)
 
-    async def start(self) -> None:
+    async def start(self, address: tuple[str, int]) -> None:
+        """Answer discovery with the port the server listens on (chosen when port is 0)."""
         if not self._config.discovery:
-            return
-        if self._config.port == 0:
-            # The port chosen for us is not known here: better no answer than a wrong one.
-            log.warning("Alpaca discovery is off: alpaca.port is 0 (a free port), so there "
-                        "is no port to announce")
             return
         try:
             self._discovery = await start_discovery(self._config.host,
                                                     self._config.discovery_port,
-                                                    self._config.port)
+                                                    address[1])
         except OSError as error:
             log.error("Alpaca discovery cannot listen on UDP %s:%d: %s", self._config.host,
                       self._config.discovery_port, error)

@@ -37,7 +37,8 @@ class HttpFront(Protocol):
 
     def add_routes(self, app: web.Application) -> None: ...
 
-    async def start(self) -> None: ...
+    async def start(self, address: tuple[str, int]) -> None:
+        """Begin what runs beside the routes; `address` is where the server listens."""
 
     async def stop(self) -> None: ...
 
@@ -138,11 +139,11 @@ async def start_http(host: str, port: int, fronts: Sequence[HttpFront], access: 
     try:
         site = web.TCPSite(runner, host, port, reuse_address=True)
         await site.start()
+        server = HttpServer(runner, fronts)
         for front in fronts:
-            await front.start()
+            await front.start(server.address)
     except BaseException:
         await runner.cleanup()
         raise
-    server = HttpServer(runner, fronts)
     log.info("HTTP on %s:%d: %s", *server.address, ", ".join(sorted(names)))
     return server
