@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 
 import aiomqtt
@@ -58,6 +59,7 @@ class MqttTelemetry:
         self._task: asyncio.Task[None] | None = None
         self._unobserve: Callable[[], None] | None = None
         self.connected = False
+        self.connected_since: float | None = None  # epoch s of the session now open
         self.sessions = 0  # broker connections made so far
 
     def start(self) -> None:
@@ -98,6 +100,7 @@ class MqttTelemetry:
             try:
                 async with self._client() as client:
                     self.connected, failures, delay_s = True, 0, FIRST_RETRY_S
+                    self.connected_since = time.time()
                     self.sessions += 1
                     log.info("MQTT: connected to %s:%d, publishing under %s/", config.host,
                              config.port, config.topic_prefix)
@@ -111,6 +114,7 @@ class MqttTelemetry:
                 log.exception("MQTT telemetry failed; starting again in %.0f s", delay_s)
             finally:
                 self.connected = False
+                self.connected_since = None
             if self._stopping.is_set():
                 break
             with contextlib.suppress(TimeoutError):

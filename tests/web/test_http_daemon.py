@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,7 @@ async def test_the_mqtt_broker_connection_is_listed_among_the_clients(tmp_path: 
                     await asyncio.sleep(0.1)
             assert mqtt[0]["address"] == f"{HOST}:{broker.port}"
             assert mqtt[0]["read_only"]  # no mqtt.commands: it only publishes
+            assert abs(mqtt[0]["since"] - time.time()) < 60  # when its session began
 
 
 async def test_an_address_outside_allow_gets_nothing_of_the_page(tmp_path: Path) -> None:
