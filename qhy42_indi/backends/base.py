@@ -291,6 +291,9 @@ class ExposureStart:
     line_count: int
     readout_s: float  # expected time from exposure end to frame delivered
     trigger: TriggerSource = TriggerSource.SOFTWARE  # what started it
+    # Camera seconds per wall second: 1 for a camera; the simulator's time_scale, so that
+    # the countdown says the camera's seconds left.
+    clock_rate: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -622,6 +622,7 @@ class SimulatorBackend(CameraBackend, SimulatorControls):
             line_count=line_count,
             readout_s=readout,
             trigger=trigger,
+            clock_rate=self.options.time_scale,
         )
         # a triggered start may lie up to a line period ahead; the TEC does not move in that
         temperature_s = min(start_model_s, self.model_time_s())

@@ -190,19 +190,20 @@ class ExposureController:
         return start
 
     async def _read_with_countdown(self, start: ExposureStart) -> Frame:
-        countdown = start_task(self._countdown(start.exposure_s), "countdown")
+        countdown = start_task(self._countdown(start.exposure_s, start.clock_rate), "countdown")
         try:
             return await self._backend.read_frame()
         finally:
             await cancel_and_wait(countdown)
 
-    async def _countdown(self, exposure_s: float) -> None:
-        """libindi's countdown: an update every polling period, the last one shortened."""
+    async def _countdown(self, exposure_s: float, clock_rate: float = 1.0) -> None:
+        """libindi's countdown: an update every polling period (wall time), the last one
+        shortened; the seconds left are the camera's (`clock_rate` camera s per wall s)."""
         began = time.monotonic()
         left_s = exposure_s
         while left_s > 0:
-            await asyncio.sleep(min(self._polling_period_s(), left_s))
-            left_s = max(0.0, exposure_s - (time.monotonic() - began))
+            await asyncio.sleep(min(self._polling_period_s(), left_s / clock_rate))
+            left_s = max(0.0, exposure_s - clock_rate * (time.monotonic() - began))
             self._host.exposure_progress(round(left_s, 3))
 
 

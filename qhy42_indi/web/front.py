@@ -139,8 +139,9 @@ class WebFront:
         if telemetry is None:
             return None
         config = self._context.config.mqtt
-        return {"kind": "MQTT", "address": f"{config.host}:{config.port}", "since": telemetry.connected_since,
-                "read_only": not config.commands, "connected": bool(telemetry.connected)}
+        return {"kind": "MQTT", "address": f"{config.host}:{config.port}",
+                "since": telemetry.connected_since, "read_only": not config.commands,
+                "connected": bool(telemetry.connected)}
 
     def _payload(self, topics: set[str], feed: PageFeed | None, read_only: bool) -> Json:
         cameras = self._cameras()
