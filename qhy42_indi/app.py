@@ -24,7 +24,8 @@ from qhy42_indi.camera.device import Qhy42Device, default_device_name
 from qhy42_indi.camera.timecards import Site
 from qhy42_indi.config import Config, snoop_address
 from qhy42_indi.connect_defaults import ConnectDefaults
-from qhy42_indi.front.assemble import FrontContext, Fronts
+from qhy42_indi.front.assemble import Fronts
+from qhy42_indi.front.context import FrontContext
 from qhy42_indi.notify import Notifier, feed_watchdog, watchdog_period_s
 from qhy42_indi.roster import CameraRoster, Naming
 from qhy42_indi.server.access import AccessControl, AccessPolicy

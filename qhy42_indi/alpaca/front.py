@@ -35,7 +35,7 @@ from qhy42_indi.alpaca.protocol import (
     envelope,
 )
 from qhy42_indi.camera.device import Qhy42Device
-from qhy42_indi.front.assemble import FrontContext
+from qhy42_indi.front.context import FrontContext
 from qhy42_indi.front.http import READ_ONLY, HttpClients
 
 log = logging.getLogger(__name__)

@@ -11,33 +11,14 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from qhy42_indi.config import Config
-from qhy42_indi.front.gateway import Gateway
-from qhy42_indi.server.access import AccessControl
-from qhy42_indi.server.hub import Hub
-from qhy42_indi.telemetry.mqtt import MqttTelemetry
+from qhy42_indi.front.context import FrontContext
 
 if TYPE_CHECKING:
     from qhy42_indi.front.http import HttpServer
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class FrontContext:
-    """What a front-end may use of the daemon."""
-
-    hub: Hub
-    config: Config
-    access: AccessControl
-    mqtt: MqttTelemetry | None = None
-    gateway: Gateway = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.gateway = Gateway(self.hub)
 
 
 class Fronts:

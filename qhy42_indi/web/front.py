@@ -28,7 +28,7 @@ from typing import Any
 from aiohttp import WSCloseCode, web
 
 from qhy42_indi.camera.device import Qhy42Device
-from qhy42_indi.front.assemble import FrontContext
+from qhy42_indi.front.context import FrontContext
 from qhy42_indi.front.http import READ_ONLY, HttpClients
 from qhy42_indi.indi.messages import DefVector, IndiMessage, SetVector
 from qhy42_indi.indi.properties import InvalidInput

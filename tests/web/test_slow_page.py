@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from qhy42_indi.config import Config
-from qhy42_indi.front.assemble import FrontContext
+from qhy42_indi.front.context import FrontContext
 from qhy42_indi.front.http import HttpClients, HttpServer, start_http
 from qhy42_indi.server.access import AccessControl, AccessPolicy
 from qhy42_indi.server.hub import Hub
