@@ -38,7 +38,7 @@ from typing import Any, Final
 
 import pybase64
 
-from bench import ping, stream_rate
+from bench import ping, stages, stream_rate, targets
 from bench.client import (
     BLOB_MODES,
     DEFAULT_TIMEOUT_S,
@@ -1002,6 +1002,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="skip the live-video rows (bench/stream_rate.py)")
     parser.add_argument("--no-ping", action="store_true",
                         help="skip the ping-under-load rows (bench/ping.py)")
+    parser.add_argument("--no-stages", action="store_true",
+                        help="skip the per-stage CPU, the Pi budget and the targets "
+                             "(bench/stages.py, bench/targets.py)")
     parser.add_argument("--scenarios", default=",".join(s.key for s in SCENARIOS),
                         help="comma-separated keys (default all: %(default)s)")
     parser.add_argument("--sides", default=",".join(SIDES), help="cpp,ours (default both)")
@@ -1047,6 +1050,7 @@ async def _main(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     stream_records = await live_stream_rows(sides, opts) if not args.no_stream else []
     ping_records = await ping_rows(sides, opts) if not args.no_ping else []
+    stage_record = await stage_rows(results, opts) if not args.no_stages else None
     args.results_dir.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = args.results_dir / f"{stamp}.json"
@@ -1056,7 +1060,8 @@ async def _main(args: argparse.Namespace) -> int:
                    "argv": SIDE_SPECS[side].argv(0, Path("<tmp>"), ())} for side in sides},
                "elapsed_s": elapsed, "scenarios": _jsonable(results, scenarios, opts),
                "live_stream": [asdict(record) for record in stream_records],
-               "ping": [asdict(record) for record in ping_records]}
+               "ping": [asdict(record) for record in ping_records],
+               "stages": stage_record}
     path.write_text(json.dumps(payload, indent=1, default=str) + "\n")
     print(f"results: {path} ({elapsed:.0f} s)")
     return 0
@@ -1091,6 +1096,37 @@ async def ping_rows(sides: Sequence[Side], opts: Options) -> list[ping.Record]:
                                  lambda line: print(line, flush=True))
     print(ping.table(records))
     return records
+
+
+async def stage_rows(results: Mapping[str, Mapping[Side, SideOutcome]],
+                     opts: Options) -> dict[str, Any] | None:
+    """CPU per stage of the frame path (bench/stages.py, in a process of its own, with the
+    servers stopped), the Pi budget from it, and the targets judged on this run."""
+    argv = [sys.executable, "-m", "bench.stages", "--json", *(["--quick"] if opts.quick else [])]
+    process = await asyncio.create_subprocess_exec(*argv, cwd=REPO,
+                                                   stdout=asyncio.subprocess.PIPE)
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), timeout=300)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        print("stages: bench.stages did not finish in 300 s")
+        return None
+    if process.returncode != 0:
+        print(f"stages: bench.stages failed (exit {process.returncode})")
+        return None
+    record: dict[str, Any] = json.loads(output)
+    found = [stages.Stage(**stage) for stage in record["stages"]]
+    print()
+    print("CPU per stage of one frame, and the budget per mode (python -m bench.stages):")
+    stages.print_tables(found, float(record["pi_factor"]))
+    figures: dict[str, dict[str, dict[str, Any]]] = {
+        key: {str(side): outcome.median for side, outcome in sides.items()}
+        for key, sides in results.items()}
+    print()
+    print("targets (this run):")
+    print(targets.render(targets.rows(figures, {s.key: s.cpu_ms for s in found})))
+    return record
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,6 +25,9 @@ EXPOSURE_S: Final = 0.01
 POLLING_MS: Final = 10
 READ_MODE_HDR: Final = 0
 READ_MODE_STD: Final = 1
+# indi_simulator_ccd's SIM_NOISE for the compressed rows: a frame of zeros compresses to
+# nothing, so there both sides compress a noisy frame.
+CPP_NOISE: Final = 10
 
 
 def switch_on(element: str) -> dict[str, bool]:
@@ -37,16 +40,17 @@ def _compression(enabled: bool) -> Setting:
 
 
 def cpp_settings(width: int, height: int, *, bits: int = 16, compressed: bool = False,
-                 sensor: tuple[int, int] | None = None) -> list[Setting]:
+                 sensor: tuple[int, int] | None = None, noise: int = 0,
+                 frame_type: str = "FRAME_DARK") -> list[Setting]:
     """indi_simulator_ccd: sensor size and noise first (they reset CCD_FRAME), then the rest.
     The sensor is width x height unless `sensor` is given (its minimum is 512x512; a smaller
     frame is a subframe)."""
     sensor_width, sensor_height = sensor or (width, height)
     settings = [
         Setting("SIMULATOR_SETTINGS",
-                {"SIM_XRES": sensor_width, "SIM_YRES": sensor_height, "SIM_NOISE": 0}),
+                {"SIM_XRES": sensor_width, "SIM_YRES": sensor_height, "SIM_NOISE": noise}),
         Setting("POLLING_PERIOD", {"PERIOD_MS": POLLING_MS}),
-        Setting("CCD_FRAME_TYPE", switch_on("FRAME_DARK")),
+        Setting("CCD_FRAME_TYPE", switch_on(frame_type)),
     ]
     if bits == 8:
         # Its CCD_CAPTURE_FORMAT offers INDI_MONO only and CCD_INFO is read-only: this fails
@@ -61,17 +65,42 @@ def cpp_settings(width: int, height: int, *, bits: int = 16, compressed: bool = 
 
 
 def ours_settings(read_mode: int, width: int, height: int, *, bits: int = 16,
-                  compressed: bool = False) -> list[Setting]:
+                  compressed: bool = False, scene: str | None = None) -> list[Setting]:
     """Our QHY42PRO: the read mode first (it sets the sensor size), then the rest. STD is the
-    default read mode, so READ_MODE is needed only for HDR."""
+    default read mode, so READ_MODE is needed only for HDR. A dark frame is the covered
+    sensor; with `scene` (SCENE_STARS, SCENE_FLAT) a light frame of what the simulator shows."""
+    frame_type = "FRAME_DARK" if scene is None else "FRAME_LIGHT"
+    scene_settings = [] if scene is None else [Setting("SIM_SCENE", switch_on(scene))]
     return [
         Setting("READ_MODE", {"MODE": read_mode}, required=read_mode != READ_MODE_STD),
         Setting("POLLING_PERIOD", {"PERIOD_MS": POLLING_MS}, required=False),
-        Setting("CCD_FRAME_TYPE", switch_on("FRAME_DARK")),
+        *scene_settings,
+        Setting("CCD_FRAME_TYPE", switch_on(frame_type)),
         Setting("CCD_CAPTURE_FORMAT", switch_on("INDI_MONO_8" if bits == 8 else "INDI_MONO_16")),
         Setting("CCD_BINNING", {"HOR_BIN": 1, "VER_BIN": 1}),
         Setting("CCD_FRAME", {"X": 0, "Y": 0, "WIDTH": width, "HEIGHT": height}),
         _compression(compressed),
+    ]
+
+
+# The merged-HDR row's flat: 3000 e- in 0.01 s, inside both channels' fit range, so the splice
+# is fitted on every frame (as bench/ping.py's hdr workload).
+HDR_FLAT_E_PER_S: Final = 300_000.0
+
+
+def ours_hdr_merged() -> list[Setting]:
+    """HDR 4096x2048 merged by us into 2048x2048 16-bit, of a bright flat."""
+    return [
+        Setting("READ_MODE", {"MODE": READ_MODE_HDR}),
+        Setting("HDR_OUTPUT", switch_on("HDR_MERGED")),
+        Setting("POLLING_PERIOD", {"PERIOD_MS": POLLING_MS}, required=False),
+        Setting("SIM_SCENE", switch_on("SCENE_FLAT")),
+        Setting("SIM_FLAT_LEVEL", {"LEVEL": HDR_FLAT_E_PER_S}),
+        Setting("CCD_FRAME_TYPE", switch_on("FRAME_FLAT")),
+        Setting("CCD_CAPTURE_FORMAT", switch_on("INDI_MONO_16")),
+        Setting("CCD_BINNING", {"HOR_BIN": 1, "VER_BIN": 1}),
+        Setting("CCD_FRAME", {"X": 0, "Y": 0, "WIDTH": 2048, "HEIGHT": 2048}),
+        _compression(False),
     ]
 
 
@@ -126,9 +155,31 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
          "ours": lambda: ours_settings(READ_MODE_STD, 2048, 2048, bits=8)},
     ),
     Scenario(
-        "2k16z", "2048x2048 16-bit compressed (CCD_COMPRESSION), 1 client", 20, 6,
-        {"cpp": lambda: cpp_settings(2048, 2048, compressed=True),
+        "2k16z", "2048x2048 16-bit compressed (CCD_COMPRESSION), dark with noise on both "
+        "sides, 1 client", 20, 6,
+        {"cpp": lambda: cpp_settings(2048, 2048, compressed=True, noise=CPP_NOISE),
          "ours": lambda: ours_settings(READ_MODE_STD, 2048, 2048, compressed=True)},
+    ),
+    Scenario(
+        "2k16zs", "2048x2048 16-bit compressed, star field (C++: a light frame with noise, "
+        "no catalogue), 1 client", 20, 6,
+        {"cpp": lambda: cpp_settings(2048, 2048, compressed=True, noise=CPP_NOISE,
+                                     frame_type="FRAME_LIGHT"),
+         "ours": lambda: ours_settings(READ_MODE_STD, 2048, 2048, compressed=True,
+                                       scene="SCENE_STARS")},
+    ),
+    Scenario(
+        "2k16zf", "2048x2048 16-bit compressed, flat (C++: its flat frame with noise), "
+        "1 client", 20, 6,
+        {"cpp": lambda: cpp_settings(2048, 2048, compressed=True, noise=CPP_NOISE,
+                                     frame_type="FRAME_FLAT"),
+         "ours": lambda: ours_settings(READ_MODE_STD, 2048, 2048, compressed=True,
+                                       scene="SCENE_FLAT")},
+    ),
+    Scenario(
+        "hdrm", "HDR 4096x2048 merged to 2048x2048 16-bit, bright flat (C++: its 2048x2048 "
+        "16-bit frames), 1 client", 20, 8,
+        {"cpp": lambda: cpp_settings(2048, 2048), "ours": ours_hdr_merged},
     ),
     Scenario(
         "stall", "2048x2048 16-bit, 1 client beside a stalled one", 30, 20,

@@ -11,12 +11,17 @@ channels measure well (the SDK's "compute k, b" mode); a frame with too little s
 It runs in a worker thread once per frame, so it is built to be cheap and to share nothing:
 the fit is closed-form least squares on a fixed grid subsample of a few 10^4 pixels, and the
 output is written in blocks of rows through a lookup table of the low-gain branch, so no
-full-size float copy of either half is made. Every call allocates its own buffers.
+full-size float copy of either half is made; a block that is all one branch skips the other,
+and row ranges are merged on several threads at once. Every call allocates its own buffers.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +46,10 @@ FIT_SAMPLE_PIXELS = 1 << 16
 # and each numpy call is short.
 ROW_BLOCK = 64
 WORD_COUNT = 1 << 16
+# Row ranges merged in parallel, at most this many (one in the calling thread).
+MAX_MERGE_THREADS = 4
+_merge_pool: ThreadPoolExecutor | None = None
+_merge_pool_lock = threading.Lock()
 
 Words = npt.NDArray[np.uint16]
 Values = npt.NDArray[np.floating[Any]]
@@ -125,8 +134,10 @@ def _inverse_fit(lg: Values, hg: Values) -> tuple[float, float] | None:
     x, y = hg.astype(np.float64), lg.astype(np.float64)
     x_mean, y_mean = float(x.mean()), float(y.mean())
     dx = x - x_mean
-    sxx = float(np.dot(dx, dx))
-    sxy = float(np.dot(dx, y - y_mean))
+    # Not np.dot: that is BLAS, whose worker threads then spin on the other cores for a
+    # 65536-element sum that numpy's own reduction does in a few microseconds.
+    sxx = float(np.add.reduce(dx * dx))
+    sxy = float(np.add.reduce(dx * (y - y_mean)))
     if sxx <= 0.0 or sxy <= 0.0:
         return None
     k = sxx / sxy
@@ -142,19 +153,59 @@ def _low_gain_table(splice: Splice) -> Words:
 
 
 def _spliced(low: Words, high: Words, splice: Splice) -> Words:
-    """hg where hg < x, else the low-gain branch, block by block into one output array."""
+    """hg where hg < x, else the low-gain branch, into one output array: row ranges on several
+    threads (numpy runs these loops without the GIL), each block by block."""
     table = _low_gain_table(splice)
-    switch_word = splice.switch_point_adu << ADC_SHIFT  # hg12 < x exactly when word < x << 4
     out = np.empty(low.shape, dtype=np.uint16)
-    mask = np.empty((ROW_BLOCK, low.shape[1]), dtype=np.bool_)
-    for start in range(0, low.shape[0], ROW_BLOCK):
-        rows = slice(start, start + ROW_BLOCK)
-        block, high_block = out[rows], high[rows]
-        use_high = mask[: block.shape[0]]
-        np.take(table, low[rows], out=block, mode="clip")  # "clip": no buffered index check
-        np.less(high_block, switch_word, out=use_high)
-        np.right_shift(high_block, ADC_SHIFT, out=block, where=use_high)
+    rows = low.shape[0]
+    groups = max(1, min(_merge_threads(), rows // ROW_BLOCK))
+    bounds = [rows * g // groups for g in range(groups + 1)]
+    spans = list(itertools.pairwise(bounds))
+    switch_word = splice.switch_point_adu << ADC_SHIFT  # hg12 < x exactly when word < x << 4
+    jobs = [_pool().submit(_splice_rows, low, high, out, table, switch_word, start, stop)
+            for start, stop in spans[1:]]
+    _splice_rows(low, high, out, table, switch_word, *spans[0])
+    for job in jobs:
+        job.result()
     return out
+
+
+def _splice_rows(low: Words, high: Words, out: Words, table: Words, switch_word: int,
+                 first: int, stop: int) -> None:
+    columns = low.shape[1]
+    mask = np.empty((ROW_BLOCK, columns), dtype=np.bool_)
+    # take() converts any other index type to intp on every call, which costs more than the
+    # gather itself: the block's indices are copied once into a buffer of that type.
+    index = np.empty((ROW_BLOCK, columns), dtype=np.intp)
+    for start in range(first, stop, ROW_BLOCK):
+        rows = slice(start, min(start + ROW_BLOCK, stop))
+        block, high_block = out[rows], high[rows]
+        count = block.shape[0]
+        use_high = mask[:count]
+        np.less(high_block, switch_word, out=use_high)
+        high_pixels = int(np.count_nonzero(use_high))
+        # Most blocks are all one branch (the sky below the switch, a saturated flat above).
+        if high_pixels == use_high.size:
+            np.right_shift(high_block, ADC_SHIFT, out=block)
+            continue
+        block_index = index[:count]
+        np.copyto(block_index, low[rows], casting="unsafe")
+        np.take(table, block_index, out=block, mode="clip")  # "clip": no index check
+        if high_pixels:
+            np.right_shift(high_block, ADC_SHIFT, out=block, where=use_high)
+
+
+def _merge_threads() -> int:
+    return max(1, min(MAX_MERGE_THREADS, os.cpu_count() or 1))
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _merge_pool
+    with _merge_pool_lock:
+        if _merge_pool is None:
+            _merge_pool = ThreadPoolExecutor(max_workers=MAX_MERGE_THREADS - 1,
+                                             thread_name_prefix="hdr-merge")
+        return _merge_pool
 
 
 def splice_cards(splice: Splice) -> list[Card]:

@@ -503,3 +503,83 @@ def test_cfitsio_reads_the_same_pixels_and_keywords(
         assert reader.number(b"EXPTIME") == 2.5
     finally:
         reader.close()
+
+
+# ---- the cached header against astropy's own -------------------------------------------------
+
+
+def astropy_plain_fits(frame: NDArray[Any], cards: list[Card]) -> bytes:
+    """The plain file as the encoder built it with an astropy Header for every frame."""
+    header = afits.Header([
+        ("SIMPLE", True, "file does conform to FITS standard"),
+        ("BITPIX", 8 * frame.dtype.itemsize, "number of bits per data pixel"),
+        ("NAXIS", 2, "number of data axes"),
+        ("NAXIS1", frame.shape[1], "length of data axis 1"),
+        ("NAXIS2", frame.shape[0], "length of data axis 2"),
+        ("EXTEND", True, "FITS dataset may contain extensions"),
+    ])
+    if frame.dtype.itemsize == 2:
+        header["BZERO"] = (32768, "offset data range to that of unsigned short")
+        header["BSCALE"] = (1, "default scaling factor")
+    for card in cards:
+        keyword = card.keyword.strip().upper()
+        if keyword in ("COMMENT", "HISTORY", ""):
+            header.append((keyword, str(card.value)), end=True)
+        elif keyword in header:
+            header[keyword] = (card.value, card.comment)
+        else:
+            header.append((keyword, card.value, card.comment), end=True)
+    head = header.tostring().encode("ascii")
+    data = (frame ^ 0x8000).astype(">u2") if frame.dtype.itemsize == 2 else frame
+    body = np.ascontiguousarray(data).tobytes()
+    return head + body + bytes(-len(body) % FITS_BLOCK_BYTES)
+
+
+AWKWARD_CARDS = [
+    Card("OBSERVER", "O'Brien & co", "quotes and ampersands"),
+    Card("LONGSTR", "x" * 100, "a string that needs CONTINUE cards"),
+    Card("FLAG", True, "a bool"),
+    Card("ONE", 1, "an int equal to True"),
+    Card("ZERO", -0.0, "negative zero"),
+    Card("TINY", 1.5e-12),
+    Card("HISTORY", "h" * 90),
+    Card("COMMENT", ""),
+    Card("OBSERVER", "replaced in place", "the second one wins"),
+]
+
+
+@pytest.mark.parametrize("cards", [[], AWKWARD_CARDS, "standard"])
+def test_the_cached_header_is_byte_for_byte_astropys(cards: Any) -> None:
+    chosen = (standard_cards(metadata(custom_cards=tuple(AWKWARD_CARDS)))
+              if cards == "standard" else cards)
+    for frame in (frame_12bit(9, 11), frame_8bit(3, 2)):
+        # Twice: the second build takes every card image from the cache.
+        assert bytes(build_fits(frame, chosen)) == astropy_plain_fits(frame, chosen)
+        assert bytes(build_fits(frame, chosen)) == astropy_plain_fits(frame, chosen)
+
+
+def test_values_that_compare_equal_but_print_apart_are_not_confused() -> None:
+    frame = frame_8bit(2, 2)
+    for first, second in ((True, 1), (0.0, -0.0), (1, 1.0)):
+        header_a, _ = read_primary(build_fits(frame, [Card("KEY", first)]))
+        header_b, _ = read_primary(build_fits(frame, [Card("KEY", second)]))
+        assert type(header_a["KEY"]) is type(first)
+        assert type(header_b["KEY"]) is type(second)
+        assert str(header_b.cards["KEY"]) == str(afits.Card("KEY", second))
+
+
+def test_only_changed_cards_are_formatted_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    formatted: list[str] = []
+    original = afits.Card
+
+    class CountingCard(original):  # type: ignore[misc, valid-type]
+        def __init__(self, keyword: str, *args: Any) -> None:
+            formatted.append(keyword)
+            super().__init__(keyword, *args)
+
+    frame = frame_8bit(2, 2)
+    build_fits(frame, standard_cards(metadata()))
+    monkeypatch.setattr("qhy42_indi.camera.fits.afits.Card", CountingCard)
+    later = START + timedelta(seconds=1)
+    build_fits(frame, standard_cards(metadata(start_time=later)))
+    assert formatted == ["DATE-OBS"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import cache
 
 import numpy as np
@@ -148,3 +149,29 @@ def test_merges_in_threads_match_the_sequential_results() -> None:
     for i, (pixels, splice) in enumerate(results):
         assert splice == expected[i % 2][1]
         assert np.array_equal(pixels, expected[i % 2][0])
+
+
+def reference_merge(frame: Frame, splice: Splice) -> npt.NDArray[np.uint16]:
+    """The splice model written out whole-frame, as the documentation states it: the high-gain
+    12-bit value below the switch point, clip(rint(k * lg12 + b)) above it."""
+    width = frame.width // 2
+    lg12 = (frame.pixels[:, :width] >> ADC_SHIFT).astype(np.float64)
+    hg12 = frame.pixels[:, width:] >> ADC_SHIFT
+    low_branch = np.clip(np.rint(splice.k * lg12 + splice.b), 0, OUTPUT_MAX)
+    return np.where(hg12 < splice.switch_point_adu, hg12, low_branch).astype(np.uint16)
+
+
+@pytest.mark.parametrize("level", [None, 20_000.0, "switch", 2_000_000.0, "mixed"])
+def test_the_blockwise_threaded_merge_equals_the_whole_frame_reference(level: object) -> None:
+    if level == "switch":
+        frame = hdr_frame(flat_level_for_hg(SWITCH_POINT_ADU))  # both branches in every block
+    elif level == "mixed":
+        # Rows that alternate between the branches block by block, and odd row counts.
+        bright, dark = hdr_frame(2_000_000.0), hdr_frame(None)
+        stripes = np.where((np.arange(bright.height) // 40 % 2 == 0)[:, None],
+                           bright.pixels, dark.pixels)[:1001]
+        frame = replace(bright, pixels=np.ascontiguousarray(stripes))
+    else:
+        frame = hdr_frame(level if isinstance(level, float) else None)
+    pixels, splice = merge_hdr(frame, None)
+    np.testing.assert_array_equal(pixels, reference_merge(frame, splice))
