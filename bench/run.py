@@ -7,7 +7,8 @@ for every scenario and run, a fresh server: ours (`qhy42-indi serve`, simulator 
 as `python -m bench.client listen` processes), samples the server processes from /proc
 (CPU time of the server and its children, VmRSS every 50 ms), prints the machine and one table
 with medians and ratios, then the live-video rows (bench/stream_rate.py) and the ping
-round trip of a second client under load (bench/ping.py), and writes everything to
+round trip of a second client under load (bench/ping.py), the HTTP front-ends' rows (Alpaca
+against INDI, bench/alpaca_rate.py; an open web page, bench/web_cost.py), and writes everything to
 bench/results/<timestamp>.json.
 
 Every wait is bounded, and servers, listeners and sockets are stopped at the end, error or not.
@@ -38,7 +39,7 @@ from typing import Any, Final
 
 import pybase64
 
-from bench import ping, stages, stream_rate, targets
+from bench import alpaca_rate, ping, stages, stream_rate, targets, web_cost
 from bench.client import (
     BLOB_MODES,
     DEFAULT_TIMEOUT_S,
@@ -1002,6 +1003,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="skip the live-video rows (bench/stream_rate.py)")
     parser.add_argument("--no-ping", action="store_true",
                         help="skip the ping-under-load rows (bench/ping.py)")
+    parser.add_argument("--no-fronts", action="store_true",
+                        help="skip the Alpaca and web page rows (bench/alpaca_rate.py, "
+                             "bench/web_cost.py)")
     parser.add_argument("--no-stages", action="store_true",
                         help="skip the per-stage CPU, the Pi budget and the targets "
                              "(bench/stages.py, bench/targets.py)")
@@ -1050,6 +1054,7 @@ async def _main(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     stream_records = await live_stream_rows(sides, opts) if not args.no_stream else []
     ping_records = await ping_rows(sides, opts) if not args.no_ping else []
+    alpaca_records, web_records = await front_rows(opts) if not args.no_fronts else ([], [])
     stage_record = await stage_rows(results, opts) if not args.no_stages else None
     args.results_dir.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -1061,10 +1066,23 @@ async def _main(args: argparse.Namespace) -> int:
                "elapsed_s": elapsed, "scenarios": _jsonable(results, scenarios, opts),
                "live_stream": [asdict(record) for record in stream_records],
                "ping": [asdict(record) for record in ping_records],
+               "alpaca": alpaca_records, "web_page": web_records,
                "stages": stage_record}
     path.write_text(json.dumps(payload, indent=1, default=str) + "\n")
     print(f"results: {path} ({elapsed:.0f} s)")
     return 0
+
+
+async def front_rows(opts: Options) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Our HTTP front-ends, on our daemon only (the C++ stack has neither): a frame by Alpaca
+    ImageBytes and JSON against the FITS over INDI, and what an open web page costs."""
+    print()
+    alpaca = await alpaca_rate.run(opts.quick)
+    alpaca_rate.print_rows(alpaca)
+    print()
+    web = await web_cost.run(opts.quick)
+    web_cost.print_table(web)
+    return alpaca, web
 
 
 async def live_stream_rows(sides: Sequence[Side], opts: Options) -> list[stream_rate.Record]:
