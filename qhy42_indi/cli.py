@@ -171,6 +171,12 @@ def check_config(file: Path | None) -> int:
     snoop = config.snoop.server
     print(f"  snooping: {f'from {snoop}' if snoop else 'through indiserver only (as its driver)'}")
     print(f"  site: {config.describe_site()}")
+    alpaca, web = config.alpaca, config.web
+    discovery = f", discovery on UDP {alpaca.discovery_port}" if alpaca.discovery else ""
+    print(f"  Alpaca: {f'on {alpaca.host}:{alpaca.port}{discovery}' if alpaca.enabled else 'off'}")
+    shared = " (shared with Alpaca)" if alpaca.enabled and (alpaca.host, alpaca.port) == (
+        web.host, web.port) else ""
+    print(f"  web page: {f'on {web.host}:{web.port}{shared}' if web.enabled else 'off'}")
     return 0
 
 

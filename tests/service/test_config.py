@@ -121,7 +121,7 @@ def test_the_file_comes_from_the_flag_then_the_environment_then_the_default_path
 def test_the_example_has_every_key_and_is_valid() -> None:
     example = tomllib.loads(EXAMPLE.read_text())
     config = load_config(EXAMPLE)
-    for section in ("server", "camera", "upload", "mqtt", "snoop"):
+    for section in ("server", "camera", "upload", "mqtt", "snoop", "alpaca", "web"):
         keys = {f.name for f in fields(getattr(config, section))}
         assert set(example[section]) == keys, section
     assert config.connect_commands()
@@ -132,7 +132,7 @@ def test_the_readme_documents_every_key_and_the_default_path() -> None:
     section = readme.split("### Configuration file", 1)[1].split("\n## ", 1)[0]
     assert str(DEFAULT_CONFIG_PATH) in section and "check-config" in section
     config = Config()
-    for name in ("server", "camera", "upload", "mqtt", "snoop"):
+    for name in ("server", "camera", "upload", "mqtt", "snoop", "alpaca", "web"):
         assert f"[{name}]" in section
         for key in (f.name for f in fields(getattr(config, name))):
             assert re.search(rf"\b{key}\b", section), f"{name}.{key} is not in the README"
@@ -150,6 +150,16 @@ def test_check_config_accepts_the_example_and_names_the_key_of_a_mistake(
     good = run_cli(tmp_path, "check-config", str(EXAMPLE))
     assert good.returncode == 0, good.stderr
     assert f"{EXAMPLE}: ok" in good.stdout and "camera.defaults.CCD_GAIN" in good.stdout
+    assert "Alpaca: off" in good.stdout and "web page: off" in good.stdout
+    shared = tmp_path / "http.toml"
+    shared.write_text("[alpaca]\nenabled = true\n[web]\nenabled = true\n")
+    both = run_cli(tmp_path, "check-config", str(shared))
+    assert "Alpaca: on 0.0.0.0:11111, discovery on UDP 32227" in both.stdout, both.stdout
+    assert "web page: on 0.0.0.0:11111 (shared with Alpaca)" in both.stdout
+    wrong = tmp_path / "port.toml"
+    wrong.write_text("[alpaca]\nport = 70000\n")
+    refused = run_cli(tmp_path, "check-config", str(wrong))
+    assert refused.returncode == 2 and "alpaca.port must be 0-65535" in refused.stderr
     bad = tmp_path / "bad.toml"
     bad.write_text("[camera.defaults]\nREAD_MODE = { MODE = 7 }\n")
     result = run_cli(tmp_path, "check-config", str(bad))
