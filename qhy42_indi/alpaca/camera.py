@@ -85,7 +85,6 @@ class AlpacaCamera:
         self._last: DeliveredFrame | None = None
         self._images: FrameImages | None = None
         self._awaiting_frame = False
-        self._exposure_s = 0.0  # the duration asked by the last StartExposure here
         self.actions = CameraActions(device, lambda: self._last)
         self._stop_tap = device.frames.subscribe(self._on_frame)
         self.getters: dict[str, Getter] = self._getters()
@@ -200,10 +199,12 @@ class AlpacaCamera:
 
     def _percent_completed(self) -> int:
         if self.device.core.state in EXPOSURE_STATES:
-            if self._exposure_s <= 0:
+            # whoever started it (Alpaca or an INDI client): the device knows its length
+            exposure_s = self.device.capture.exposure_in_flight_s
+            if exposure_s <= 0:
                 return 0
             left_s = self._number("CCD_EXPOSURE", "CCD_EXPOSURE_VALUE")
-            done = 1.0 - left_s / self._exposure_s
+            done = 1.0 - left_s / exposure_s
             return max(0, min(100, round(100 * done)))
         return 100 if self._images is not None else 0
 
@@ -454,7 +455,6 @@ class AlpacaCamera:
         exposure_s = max(duration_s, low)
         self._images = None
         self._awaiting_frame = True
-        self._exposure_s = exposure_s
         try:
             await self._command("CCD_EXPOSURE", {"CCD_EXPOSURE_VALUE": exposure_s}, caller)
         except AlpacaError:

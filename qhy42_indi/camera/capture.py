@@ -85,6 +85,7 @@ class Capture:
                                             polling_period_s)
         self.custom_cards: dict[str, Card] = {}
         self.frames_delivered = 0
+        self.exposure_in_flight_s = 0.0  # the length asked of the exposure now counting down
         self._splice: Splice | None = None
 
     def handlers(self) -> dict[str, Handler]:
@@ -151,6 +152,7 @@ class Capture:
     # ---- the exposure host ---------------------------------------------------------------
 
     def exposure_started(self, requested_s: float, start: ExposureStart) -> None:
+        self.exposure_in_flight_s = requested_s
         self._device.props["CCD_EXPOSURE"].set_values({"CCD_EXPOSURE_VALUE": requested_s})
         self._device.update("CCD_EXPOSURE", PropertyState.BUSY)
 

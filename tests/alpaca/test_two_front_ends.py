@@ -63,8 +63,13 @@ async def test_an_indi_exposure_shows_as_exposing_and_alpaca_cannot_start_anothe
             await connect_camera(indi)
             assert (await alpaca_put(server, "connected", Connected="True"))["ErrorNumber"] == 0
             start = await set_numbers(indi, "CCD_EXPOSURE", CCD_EXPOSURE_VALUE=200)
-            await indi.wait_for(is_set("CCD_EXPOSURE", "Busy"), start=start)
+            first = await indi.wait_for(is_set("CCD_EXPOSURE", "Busy"), start=start)
             assert await alpaca_value(server, "camerastate") == EXPOSING
+            # The countdown moved on: Alpaca's PercentCompleted follows the INDI exposure too.
+            later = indi.received.index(first) + 1
+            await indi.wait_for(is_set("CCD_EXPOSURE", "Busy"), start=later)
+            percent = await alpaca_value(server, "percentcompleted")
+            assert isinstance(percent, int) and 0 < percent < 100, percent
             refused = await alpaca_put(server, "startexposure", Duration="1", Light="True")
             assert refused["ErrorNumber"] == INVALID_OPERATION
             assert "exposure" in str(refused["ErrorMessage"]).lower()
