@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from qhy42_indi.backends.base import Frame
 from qhy42_indi.camera.frame_tap import DeliveredFrame
-from qhy42_indi.web.fits_cards import header_text, headers
+from qhy42_indi.web.fits_cards import frame_headers, header_text
 from qhy42_indi.web.preview import ChannelPreview, channel_preview, full_scale_of
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class FramePreview:
 
 def fits_header_text(delivered: DeliveredFrame) -> str:
     """The FITS header of a frame as the clients got it (blocking: for a worker thread)."""
-    return header_text(headers(bytes(delivered.fits.data[:64 * 2880])))
+    return header_text(frame_headers(delivered.fits.data))
 
 
 def _shifted(frame: Frame) -> bool:
