@@ -201,22 +201,29 @@ class Capture:
             self._splice = splice
             extra_cards = splice_cards(splice)
         mode = self._upload_mode()
-        to_clients = mode in (UploadMode.CLIENT, UploadMode.BOTH)
+        saving = mode in (UploadMode.LOCAL, UploadMode.BOTH)
+        # A frame no INDI client takes (none wants the BLOB, say only Alpaca or the page
+        # looks) is not built as FITS: the front-ends take the pixels from the frame tap.
+        to_clients = mode in (UploadMode.CLIENT, UploadMode.BOTH) and (
+            self._device.blob_wanted("CCD1"))
         compress = props["CCD_COMPRESSION"].is_on("INDI_ENABLED")
         metadata = self._metadata(frame, start_utc, sky, [*timing.cards, *time_cards])
         cards = [*place_snoop_cards(standard_cards(metadata), snooped), *extra_cards, *more_cards]
-        encoded = await encode_off_loop(pixels, cards, compress=compress)
-        log.debug("frame %d: %dx%d, %d bytes of %s", frame.sequence, pixels.shape[1],
-                  pixels.shape[0], len(encoded.data), encoded.format)
+        encoded = None
+        if saving or to_clients:
+            encoded = await encode_off_loop(pixels, cards, compress=compress)
+            log.debug("frame %d: %dx%d, %d bytes of %s", frame.sequence, pixels.shape[1],
+                      pixels.shape[0], len(encoded.data), encoded.format)
         failure = None
-        if mode in (UploadMode.LOCAL, UploadMode.BOTH):
+        if saving and encoded is not None:
             failure = await self._save(encoded)
-        if to_clients:
+        if to_clients and encoded is not None:
             self._send_blob(encoded)
         self.frames_delivered += 1
         self._frames.offer(DeliveredFrame(
             device=self._device.name, frame=frame, pixels=pixels, fits=encoded,
-            start_utc=start_utc, time_source=timing.source, frame_type=metadata.frame_type))
+            cards=tuple(cards), start_utc=start_utc, time_source=timing.source,
+            frame_type=metadata.frame_type))
         if failure is not None:
             raise DeliveryError(failure)
 

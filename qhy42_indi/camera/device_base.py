@@ -48,6 +48,7 @@ class PropertyDevice:
         self.defined: dict[str, None] = {}  # an ordered set: definition order matters to KStars
         self.handlers: dict[str, Handler] = {}
         self.publish: Callable[[IndiMessage], None] = _no_publisher
+        self._wants_blob: Callable[[str, str], bool] | None = None
         # One client command at a time: handlers see a consistent device.
         self._command_lock = asyncio.Lock()
 
@@ -55,8 +56,15 @@ class PropertyDevice:
     def name(self) -> str:
         return self._name
 
-    def bind(self, publish: Callable[[IndiMessage], None]) -> None:
+    def bind(self, publish: Callable[[IndiMessage], None],
+             wants_blob: Callable[[str, str], bool] | None = None) -> None:
+        """How the device speaks (the hub's publish), and how it learns whether anyone takes
+        a BLOB of its own (unbound: everyone does)."""
         self.publish = publish
+        self._wants_blob = wants_blob
+
+    def blob_wanted(self, name: str) -> bool:
+        return self._wants_blob is None or self._wants_blob(self._name, name)
 
     # ---- what clients see -----------------------------------------------------------------
 

@@ -302,8 +302,7 @@ def build_fits(frame: NDArray[Any], cards: Sequence[Card]) -> bytearray:
     USHORT_IMG); uint8 frames as BITPIX 8. Raises ValueError for another shape or dtype, or
     a card astropy refuses.
     """
-    _check_frame(frame)
-    header_bytes = _header_bytes([*_primary_cards(frame), *_merged(cards)])
+    header_bytes = frame_header(frame, cards)
     # bytearray() is zero-filled, which is exactly the padding FITS wants after the data.
     fits_bytes = bytearray(len(header_bytes) + _padded(_data_length(frame)))
     _fill_plain(fits_bytes, header_bytes, frame)
@@ -316,6 +315,12 @@ def build_fits_fz(frame: NDArray[Any], cards: Sequence[Card]) -> bytes:
     Laid out as fpack writes it: an empty primary HDU, the image in a compressed extension.
     """
     return bytes(_build_fz(frame, cards))
+
+
+def frame_header(frame: NDArray[Any], cards: Sequence[Card]) -> bytes:
+    """The header alone of the FITS build_fits makes of `frame` and `cards`."""
+    _check_frame(frame)
+    return _header_bytes([*_primary_cards(frame), *_merged(cards)])
 
 
 def encode_frame(

@@ -1,7 +1,8 @@
 """Each delivered frame, offered to whoever else shows it (the Alpaca front-end, the page).
 
 The frame is the one the INDI clients get: the pixels the FITS holds (merged, when HDR is
-merged), the FITS bytes themselves, and when and how it was taken. Nothing is copied: a
+merged), the FITS bytes themselves when they were built (for an INDI client or a save; the
+header's cards always), and when and how it was taken. Nothing is copied: a
 subscriber keeps references and must treat the arrays as read-only. A subscriber is called on
 the event loop and must return at once (keep the latest, queue with a bound, never wait); one
 that raises is logged and the others still get the frame.
@@ -18,7 +19,7 @@ from typing import Any
 from numpy.typing import NDArray
 
 from qhy42_indi.backends.base import Frame
-from qhy42_indi.camera.fits import EncodedFrame, FrameType
+from qhy42_indi.camera.fits import Card, EncodedFrame, FrameType
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,8 @@ class DeliveredFrame:
     device: str
     frame: Frame  # as the camera gave it (both channels side by side for HDR)
     pixels: NDArray[Any]  # what the FITS holds: frame.pixels, or the merged image
-    fits: EncodedFrame
+    fits: EncodedFrame | None  # None when nobody took the FITS (no INDI client, no save)
+    cards: tuple[Card, ...]  # its header's cards (fits.frame_header makes the header of them)
     start_utc: datetime  # row 0's start, from the frame's clock (GPS when locked)
     time_source: str  # TIMESRC: which clock start_utc comes from
     frame_type: FrameType

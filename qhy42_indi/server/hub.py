@@ -55,13 +55,17 @@ class Publisher(Protocol):
     def __call__(self, message: IndiMessage) -> None: ...
 
 
+# Whether anyone takes a device's BLOB (device, property): a frame nobody takes is not built.
+BlobInterest = Callable[[str, str], bool]
+
+
 class Device(Protocol):
     """What the hub needs of a device."""
 
     @property
     def name(self) -> str: ...
 
-    def bind(self, publish: Publisher) -> None: ...
+    def bind(self, publish: Publisher, wants_blob: BlobInterest) -> None: ...
 
     def definitions(self, name: str | None = None) -> list[DefVector]: ...
 
@@ -77,12 +81,13 @@ class Hub:
         self.devices: dict[str, Device] = {}
         self.connections: set[Connection] = set()
         self._observers: list[Observer] = []
+        self._blob_readers = 0  # observers that read BLOBs (MQTT's frame events)
         self._snoop_sinks: list[Observer] = []
         self._snoop_wants: dict[str, frozenset[SnoopPair]] = {}
 
     def add_device(self, device: Device) -> None:
         self.devices[device.name] = device
-        device.bind(self.publish)
+        device.bind(self.publish, self.wants_blob)
 
     def remove_device(self, name: str, farewell: DelProperty) -> None:
         """Take a device away: its delProperty (device-wide) to the clients, then gone."""
@@ -102,10 +107,26 @@ class Hub:
         self.connections.discard(connection)
         connection.close()
 
-    def observe(self, observer: Observer) -> Callable[[], None]:
-        """Call `observer` with every device message from now on; returns the way to stop."""
+    def observe(self, observer: Observer, *, reads_blobs: bool = False) -> Callable[[], None]:
+        """Call `observer` with every device message from now on; returns the way to stop.
+        `reads_blobs`: it reads the frames' BLOBs, so they are sent even when no client
+        wants them (wants_blob)."""
         self._observers.append(observer)
-        return lambda: self._observers.remove(observer)
+        self._blob_readers += reads_blobs
+
+        def stop() -> None:
+            self._observers.remove(observer)
+            self._blob_readers -= reads_blobs
+
+        return stop
+
+    def wants_blob(self, device: str, name: str) -> bool:
+        """Whether a client (indiserver, as our upstream, always does) or an observer takes
+        this BLOB now; a device that builds its frames for the BLOB alone may skip it."""
+        return self._blob_readers > 0 or any(
+            connection.interest.covers(device, name)
+            and connection.blob_policy.wants_blob(device, name)
+            for connection in self.connections)
 
     # ---- snooping through an upstream indiserver
 

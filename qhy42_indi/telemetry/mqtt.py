@@ -67,7 +67,7 @@ class MqttTelemetry:
         for device in list(self._hub.devices.values()):
             for definition in device.definitions():
                 self.state.feed(definition)
-        self._unobserve = self._hub.observe(self._observe)
+        self._unobserve = self._hub.observe(self._observe, reads_blobs=True)  # frame events
         self._task = asyncio.create_task(self._run(), name="mqtt telemetry")
 
     def _observe(self, message: IndiMessage) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 from numpy.typing import NDArray
 
 from qhy42_indi.backends.base import Frame
+from qhy42_indi.camera.fits import frame_header
 from qhy42_indi.camera.frame_tap import DeliveredFrame
 from qhy42_indi.web.fits_cards import frame_headers, header_text
 from qhy42_indi.web.preview import ChannelPreview, channel_preview, full_scale_of
@@ -43,7 +44,10 @@ class FramePreview:
 
 def fits_header_text(delivered: DeliveredFrame) -> str:
     """The FITS header of a frame as the clients got it (blocking: for a worker thread)."""
-    return header_text(frame_headers(delivered.fits.data))
+    if delivered.fits is not None:
+        return header_text(frame_headers(delivered.fits.data))
+    # Not built as FITS (no INDI client took it): the same header, from the same cards.
+    return header_text(frame_headers(frame_header(delivered.pixels, delivered.cards)))
 
 
 def _shifted(frame: Frame) -> bool:

@@ -10,8 +10,20 @@ from qhy42_indi.backends.simulator import SimulatorBackend, SimulatorOptions
 from qhy42_indi.camera.device import Qhy42Device
 from qhy42_indi.camera.frame_tap import DeliveredFrame
 from qhy42_indi.front.gateway import Gateway
-from qhy42_indi.indi.messages import IndiMessage, PropertyState, SetVector, SwitchState
+from qhy42_indi.indi.messages import (
+    BlobEnable,
+    EnableBlob,
+    GetProperties,
+    IndiMessage,
+    PropertyState,
+    SetVector,
+    SwitchState,
+)
+from qhy42_indi.server.connection import Connection
 from qhy42_indi.server.hub import Hub
+from qhy42_indi.web.previews import fits_header_text
+from tests.server.test_hub import FakeTransport
+from tests.support.in_process import numbers
 
 NAME = "QHY CCD QHY42PRO-SIM01"
 
@@ -94,5 +106,47 @@ async def test_every_delivered_frame_reaches_the_tap(tmp_path: Path) -> None:
         assert frame.fits.data[:6] == b"SIMPLE"
         assert device.frames.last is frame
         assert [p.suffix for p in tmp_path.iterdir()] == [".fits"]
+    finally:
+        await device.close()
+
+
+async def expose_once(device: Qhy42Device, frames: list[DeliveredFrame]) -> DeliveredFrame:
+    count = len(frames)
+    await device.handle_new(numbers(device.name, "CCD_EXPOSURE", CCD_EXPOSURE_VALUE=0.01))
+    async with asyncio.timeout(20):
+        while len(frames) == count:
+            await asyncio.sleep(0.02)
+    return frames[-1]
+
+
+async def test_a_frame_nobody_takes_as_fits_is_not_built_and_a_taker_gets_it() -> None:
+    hub, device, seen = camera_hub()
+    frames: list[DeliveredFrame] = []
+    device.frames.subscribe(frames.append)
+    await device.connect()
+    try:
+        # No INDI client wants the BLOB: the front-ends get pixels and cards, no FITS.
+        untaken = await expose_once(device, frames)
+        assert untaken.fits is None and untaken.pixels.shape == (2048, 2048)
+        assert not any(isinstance(m, SetVector) and m.name == "CCD1" for m in seen)
+        header = fits_header_text(untaken)  # the page's header on demand still works
+        assert "EXPTIME" in header and "NAXIS1  =                 2048" in header
+
+        # A client that enabled BLOBs gets the FITS, the same header included.
+        client = Connection("indi-client", FakeTransport())
+        hub.attach(client)
+        await hub.handle(client, GetProperties())
+        await hub.handle(client, EnableBlob(device=NAME, mode=BlobEnable.ALSO))
+        taken = await expose_once(device, frames)
+        assert taken.fits is not None and taken.fits.data[:6] == b"SIMPLE"
+        assert fits_header_text(taken).splitlines()[:6] == header.splitlines()[:6]
+        assert any(isinstance(m, SetVector) and m.name == "CCD1" for m in seen)
+        hub.detach(client)
+
+        # An observer that reads BLOBs (MQTT's frame events) counts as a taker too.
+        stop = hub.observe(lambda message: None, reads_blobs=True)
+        assert (await expose_once(device, frames)).fits is not None
+        stop()
+        assert (await expose_once(device, frames)).fits is None
     finally:
         await device.close()

@@ -297,7 +297,7 @@ class FailingDevice:
             elements=(NumberElement(name="VALUE", value=3),), perm=Perm.RW,
         )
 
-    def bind(self, publish: Publisher) -> None:
+    def bind(self, publish: Publisher, wants_blob: object = None) -> None:
         self.publish = publish
 
     def definitions(self, name: str | None = None) -> list[DefVector]:
