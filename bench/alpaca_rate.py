@@ -11,8 +11,10 @@ nothing) serves the three paths in turn, each as a client would use it:
 * Alpaca JSON: the same with the JSON ImageArray, parsed into a numpy array.
 
 For each path: frames/s and ms per frame as the client sees them (command to decoded
-image), and the daemon's CPU per frame (utime+stime from /proc). The ratios are against the
-INDI path. Not a test: it prints numbers.
+image), the daemon's CPU per frame (utime+stime from /proc), the client's (this process,
+which does nothing else meanwhile), and their sum: what the path costs end to end (base64
+decoding on the INDI client's side, HTTP and no decoding on Alpaca's). The ratios are
+against the INDI path. Not a test: it prints numbers.
 
     .venv/bin/python -m bench.alpaca_rate [--quick] [--json] [--loop-watch LOG]
 """
@@ -95,10 +97,14 @@ def _wait_listening(process: subprocess.Popen[bytes], port: int) -> None:
 
 
 def _row(path: str, frames: int, elapsed_s: float, cpu_ms_total: float,
-         nbytes: int) -> dict[str, Any]:
+         client_cpu_s: float, nbytes: int) -> dict[str, Any]:
+    daemon_ms = cpu_ms_total / frames
+    client_ms = 1e3 * client_cpu_s / frames
     return {"path": path, "frames": frames, "fps": frames / elapsed_s,
             "ms_per_frame": 1e3 * elapsed_s / frames,
-            "daemon_cpu_ms_per_frame": cpu_ms_total / frames,
+            "daemon_cpu_ms_per_frame": daemon_ms,
+            "client_cpu_ms_per_frame": client_ms,
+            "path_cpu_ms_per_frame": daemon_ms + client_ms,
             "bytes_per_frame": nbytes}
 
 
@@ -109,16 +115,17 @@ async def indi_path(pid: int, port: int, frames: int) -> dict[str, Any]:
         await client.connect_device()
         await client.enable_blobs()
         await client.expose(EXPOSURE_S, 1, warmup=0)  # warm-up: first-frame costs
-        cpu_before = cpu_ms(pid)
+        cpu_before, client_before = cpu_ms(pid), time.process_time()
         record = await client.expose(EXPOSURE_S, frames, warmup=0)
         cpu_used = cpu_ms(pid) - cpu_before
+        client_used = time.process_time() - client_before
     finally:
         await client.close()
     if record.error or not record.frames or record.started_at is None:
         raise RuntimeError(f"INDI path failed: {record.error}")
     elapsed = record.frames[-1].decoded_at - record.started_at
     return _row("INDI FITS (base64 BLOB)", len(record.frames), elapsed, cpu_used,
-                record.frames[-1].nbytes)
+                client_used, record.frames[-1].nbytes)
 
 
 class AlpacaClient:
@@ -181,7 +188,7 @@ async def alpaca_path(pid: int, port: int, frames: int, kind: str) -> dict[str, 
         await client.expose()  # warm-up
         await download()
         client.polls = 0
-        cpu_before = cpu_ms(pid)
+        cpu_before, client_before = cpu_ms(pid), time.process_time()
         started = time.monotonic()
         nbytes = 0
         downloads_ms = []
@@ -193,8 +200,9 @@ async def alpaca_path(pid: int, port: int, frames: int, kind: str) -> dict[str, 
             nbytes = int(pixels.nbytes)
         elapsed = time.monotonic() - started
         cpu_used = cpu_ms(pid) - cpu_before
+        client_used = time.process_time() - client_before
     label = "Alpaca ImageBytes (UInt16)" if kind == "imagebytes" else "Alpaca JSON ImageArray"
-    row = _row(label, frames, elapsed, cpu_used, nbytes)
+    row = _row(label, frames, elapsed, cpu_used, client_used, nbytes)
     # From ImageReady to the decoded array: the transfer itself, with the client's decoding.
     row["download_ms_median"] = statistics.median(downloads_ms)
     row["imageready_polls_per_frame"] = client.polls / frames
@@ -215,19 +223,24 @@ async def run(quick: bool, *, module: str = "qhy42_indi.cli",
         row["ms_ratio_to_indi"] = row["ms_per_frame"] / indi["ms_per_frame"]
         row["cpu_ratio_to_indi"] = (row["daemon_cpu_ms_per_frame"]
                                     / indi["daemon_cpu_ms_per_frame"])
+        row["path_cpu_ratio_to_indi"] = (row["path_cpu_ms_per_frame"]
+                                         / indi["path_cpu_ms_per_frame"])
     return rows
 
 
 def print_rows(rows: Sequence[dict[str, Any]]) -> None:
     print("2048x2048 16-bit frames, one client, same daemon (simulator, instant readout)")
     print(f"{'path':<28}{'frames':>7}{'fps':>8}{'ms/frame':>10}{'daemon CPU ms':>15}"
-          f"{'ms vs INDI':>12}{'CPU vs INDI':>13}{'download ms':>13}{'polls':>7}")
+          f"{'client CPU ms':>15}{'ms vs INDI':>12}{'CPU vs INDI':>13}{'path CPU vs INDI':>18}"
+          f"{'download ms':>13}{'polls':>7}")
     for row in rows:
         download = row.get("download_ms_median")
         polls = row.get("imageready_polls_per_frame")
         print(f"{row['path']:<28}{row['frames']:>7}{row['fps']:>8.1f}"
               f"{row['ms_per_frame']:>10.1f}{row['daemon_cpu_ms_per_frame']:>15.1f}"
+              f"{row['client_cpu_ms_per_frame']:>15.1f}"
               f"{row['ms_ratio_to_indi']:>12.2f}{row['cpu_ratio_to_indi']:>13.2f}"
+              f"{row['path_cpu_ratio_to_indi']:>18.2f}"
               f"{'' if download is None else f'{download:.1f}':>13}"
               f"{'' if polls is None else f'{polls:.1f}':>7}")
 
