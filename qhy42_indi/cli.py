@@ -23,6 +23,7 @@ from qhy42_indi.config import (
     Config,
     ConfigError,
     config_path,
+    follow_alpaca,
     load_config,
     validate,
 )
@@ -66,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     alpaca.add_argument("--web", action="store_true", default=None,
                         help="serve the camera's web page")
     alpaca.add_argument("--web-port", type=int, metavar="PORT",
-                        help="the page's HTTP port (default 11111, shared with Alpaca)")
+                        help="the page's HTTP port (default: Alpaca's, one server for both)")
     alpaca.add_argument("--http-host", metavar="ADDRESS",
                         help="address the HTTP server binds (default 0.0.0.0)")
     driver = commands.add_parser("driver", help="speak INDI on stdin/stdout, under indiserver")
@@ -135,6 +136,8 @@ def _config(args: argparse.Namespace) -> Config:
     for (section, key), value in overrides.items():
         if value is not None:
             setattr(getattr(config, section), key, value)
+            config.given.add(f"{section}.{key}")
+    follow_alpaca(config)
     try:
         validate(config)
     except ConfigError as error:

@@ -121,8 +121,8 @@ class AlpacaConfig:
 
 @dataclass
 class WebConfig:
-    """[web]: the camera's page. On the same host and port as [alpaca], one server serves
-    both (the default)."""
+    """[web]: the camera's page. Its host and port are [alpaca]'s unless given, and on the
+    same host and port one server serves both."""
 
     enabled: bool = False
     host: str = "0.0.0.0"
@@ -155,6 +155,7 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig)
     site: SiteConfig | None = None  # no [site]: unknown
     source: Path | None = None  # the file it was read from, if any
+    given: set[str] = field(default_factory=set)  # "section.key" the file set
 
     def describe_site(self) -> str:
         """One line for check-config."""
@@ -216,10 +217,20 @@ def load_config(path: Path | None) -> Config:
                 config.site = _site(section_value)
             else:
                 _apply_section(getattr(config, section_name), section_name, section_value)
+                config.given.update(f"{section_name}.{key}" for key in section_value)
+        follow_alpaca(config)
         validate(config)
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from error
     return config
+
+
+def follow_alpaca(config: Config) -> None:
+    """The page's host and port are Alpaca's where the file did not give its own, so that
+    moving Alpaca moves the page with it (one server for both)."""
+    for key in ("host", "port"):
+        if f"web.{key}" not in config.given:
+            setattr(config.web, key, getattr(config.alpaca, key))
 
 
 def _apply_section(section: Any, section_name: str, values: dict[str, Any]) -> None:

@@ -332,3 +332,28 @@ def test_a_snoop_server_from_the_file_or_the_flag(tmp_path: Path) -> None:
     path.write_text('[snoop]\nserver = "mount.local:7624"\n')
     assert load_config(path).snoop.server == "mount.local:7624"
     assert snoop_address("[::1]:7625") == ("::1", 7625)
+
+
+def test_the_page_follows_alpaca_unless_given_its_own_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qhy42_indi import cli
+
+    moved = tmp_path / "moved.toml"
+    moved.write_text('[alpaca]\nport = 12000\nhost = "127.0.0.1"\n[web]\nenabled = true\n')
+    config = load_config(moved)
+    assert (config.web.host, config.web.port) == ("127.0.0.1", 12000)  # one server for both
+    own = tmp_path / "own.toml"
+    own.write_text("[alpaca]\nport = 12000\n[web]\nport = 8080\n")
+    assert load_config(own).web.port == 8080
+
+    monkeypatch.setenv(CONFIG_ENV, "")
+
+    def from_flags(*flags: str) -> tuple[int, int]:
+        parsed = cli._config(cli._parser().parse_args(["serve", *flags]))
+        return parsed.alpaca.port, parsed.web.port
+
+    assert from_flags("--alpaca", "--web", "--alpaca-port", "18111") == (18111, 18111)
+    assert from_flags("--alpaca-port", "18111", "--web-port", "8081") == (18111, 8081)
+    monkeypatch.setenv(CONFIG_ENV, str(own))
+    assert from_flags("--alpaca-port", "18111") == (18111, 8080)  # the file's own port stays
