@@ -58,6 +58,13 @@ class HttpClients:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._clients: dict[tuple[str, str], HttpClient] = {}
+        self._watchers: list[Callable[[], None]] = []
+
+    def watch(self, watcher: Callable[[], None]) -> Callable[[], None]:
+        """Call `watcher` (at once, without waiting) when a client is heard for the first
+        time; returns the way to stop."""
+        self._watchers.append(watcher)
+        return lambda: self._watchers.remove(watcher)
 
     def heard(self, address: str, kind: str, read_only: bool) -> None:
         now = self._clock()
@@ -68,6 +75,8 @@ class HttpClients:
                 oldest = min(self._clients.values(), key=lambda c: c.last_seen)
                 del self._clients[(oldest.address, oldest.kind)]
             self._clients[(address, kind)] = HttpClient(address, kind, read_only, now, now)
+            for watcher in list(self._watchers):
+                watcher()
         else:
             client.last_seen = now
             client.read_only = read_only

@@ -82,6 +82,7 @@ class Hub:
         self.connections: set[Connection] = set()
         self._observers: list[Observer] = []
         self._blob_readers = 0  # observers that read BLOBs (MQTT's frame events)
+        self._connection_watchers: list[Callable[[], None]] = []
         self._snoop_sinks: list[Observer] = []
         self._snoop_wants: dict[str, frozenset[SnoopPair]] = {}
 
@@ -102,10 +103,26 @@ class Hub:
         self.connections.add(connection)
         if connection.upstream:
             self._request(connection, self._wanted())
+        self._connections_changed()
 
     def detach(self, connection: Connection) -> None:
-        self.connections.discard(connection)
+        if connection in self.connections:
+            self.connections.discard(connection)
+            self._connections_changed()
         connection.close()
+
+    def watch_connections(self, watcher: Callable[[], None]) -> Callable[[], None]:
+        """Call `watcher` (at once, without waiting) whenever a client connects or leaves;
+        returns the way to stop."""
+        self._connection_watchers.append(watcher)
+        return lambda: self._connection_watchers.remove(watcher)
+
+    def _connections_changed(self) -> None:
+        for watcher in list(self._connection_watchers):
+            try:
+                watcher()
+            except Exception:  # a watcher's bug must not cost a client its connection
+                log.exception("connection watcher %r failed", watcher)
 
     def observe(self, observer: Observer, *, reads_blobs: bool = False) -> Callable[[], None]:
         """Call `observer` with every device message from now on; returns the way to stop.

@@ -100,6 +100,9 @@ class WebFront:
         logging.getLogger().addHandler(self._log)
         self._unsubscribe.append(lambda: logging.getLogger().removeHandler(self._log))
         self._unsubscribe.append(self._context.hub.observe(self._observe))
+        # The clients list changes when one comes or goes, not only with the next update.
+        self._unsubscribe.append(self._context.hub.watch_connections(self._clients_changed))
+        self._unsubscribe.append(self._clients.watch(self._clients_changed))
         for device in self._cameras():
             self._follow(device)
 
@@ -123,6 +126,9 @@ class WebFront:
         previewer = Previewer(lambda: self._pages.mark("preview"), lambda: len(self._pages) > 0)
         self._previewers[device.name] = previewer
         self._unsubscribe.append(device.frames.subscribe(previewer.offer))
+
+    def _clients_changed(self) -> None:
+        self._pages.mark("clients")
 
     def _observe(self, message: IndiMessage) -> None:
         if isinstance(message, DefVector) and message.device not in self._previewers:

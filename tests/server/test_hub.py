@@ -379,3 +379,17 @@ class ScriptedStream(FakeTransport):
     async def recv(self, max_bytes: int) -> bytes:
         await asyncio.sleep(0)
         return self._chunks.pop(0) if self._chunks else b""
+
+
+def test_connection_watchers_hear_of_each_client_that_comes_and_goes() -> None:
+    hub = Hub()
+    heard: list[int] = []
+    stop = hub.watch_connections(lambda: heard.append(len(hub.connections)))
+    client = Connection("watched", FakeTransport())
+    hub.attach(client)
+    hub.detach(client)
+    hub.detach(client)  # a second detach changes nothing, and says nothing
+    assert heard == [1, 0]
+    stop()
+    hub.attach(Connection("unwatched", FakeTransport()))
+    assert heard == [1, 0]

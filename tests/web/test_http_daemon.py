@@ -145,3 +145,29 @@ async def test_each_camera_is_its_own_and_commands_reach_only_the_one_named(
             post, daemon.url + "web/api/command",
             {"camera": 2, "property": "CONNECTION", "values": {"CONNECT": "On"}})
         assert status == 400 and "no camera 2" in reply["message"]
+
+
+async def test_the_clients_list_is_pushed_when_a_client_comes_and_goes(tmp_path: Path) -> None:
+    """With the camera idle nothing else changes: the push comes from the connection itself."""
+    def indi_clients(update: dict[str, object]) -> int:
+        listed = update.get("clients")
+        assert isinstance(listed, list)
+        return sum(1 for c in listed if c["kind"] == "INDI")
+
+    async def next_clients(feed: aiohttp.ClientWebSocketResponse) -> dict[str, object]:
+        while True:
+            update = json.loads((await feed.receive()).data)
+            if "clients" in update:
+                return dict(update)
+
+    with web_daemon(home=tmp_path) as daemon:
+        async with aiohttp.ClientSession() as session, \
+                session.ws_connect(daemon.url + "web/ws") as feed:
+            first = json.loads((await feed.receive(timeout=10)).data)
+            assert indi_clients(first) == 0
+            async with asyncio.timeout(10):
+                async with IndiClient.connect(HOST, daemon.running.port):  # says nothing
+                    while indi_clients(await next_clients(feed)) != 1:
+                        pass
+                while indi_clients(await next_clients(feed)) != 0:
+                    pass
