@@ -26,8 +26,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,7 +39,7 @@ import aiohttp
 import numpy as np
 
 from bench.client import BlobClient
-from bench.stream_rate import cpu_ms, free_port
+from bench.stream_rate import cpu_ms, free_port, stop_group, wait_listening
 
 HOST = "127.0.0.1"
 DEVICE = "QHY CCD QHY42PRO-SIM01"
@@ -73,27 +71,10 @@ def daemon(module: str = "qhy42_indi.cli", log_path: Path | None = None
                                        stderr=subprocess.STDOUT, env=env,
                                        start_new_session=True)
         try:
-            _wait_listening(process, indi_port)
-            _wait_listening(process, alpaca_port)
+            wait_listening(process, [indi_port, alpaca_port], "the daemon")
             yield process, indi_port, alpaca_port
         finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait(10)
-
-
-def _wait_listening(process: subprocess.Popen[bytes], port: int) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection((HOST, port), 0.5):
-            return
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the daemon did not listen on {port}")
-        time.sleep(0.05)
+            stop_group(process)
 
 
 def _row(path: str, frames: int, elapsed_s: float, cpu_ms_total: float,

@@ -193,22 +193,33 @@ def server(side: str, *, module: str = "qhy42_indi.cli", log_path: Path | None =
             process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
                                        stderr=subprocess.STDOUT, env=env, start_new_session=True)
         try:
-            deadline = time.monotonic() + WAIT_S
-            while True:
-                with contextlib.suppress(OSError), socket.create_connection((HOST, port), 0.5):
-                    break
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{side} server did not listen on {port}")
-                time.sleep(0.05)
+            wait_listening(process, [port], f"{side} server")
             yield process, port
         finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait(10)
+            stop_group(process)
+
+
+def wait_listening(process: subprocess.Popen[bytes], ports: Sequence[int], what: str) -> None:
+    """Until `process` accepts on every port (RuntimeError when it ends or WAIT_S passes)."""
+    deadline = time.monotonic() + WAIT_S
+    for port in ports:
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection((HOST, port), 0.5):
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not listen on {port}")
+            time.sleep(0.05)
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process group started with start_new_session; SIGKILL after 10 s."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
 
 
 def cpu_ms(root: int) -> float:

@@ -30,7 +30,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,7 +42,7 @@ from typing import Any, Final
 from bench.client import BenchError, BlobClient, Setting, percentile
 from bench.ping import JsonProcess
 from bench.scenarios import READ_MODE_STD, switch_on
-from bench.stream_rate import OURS_DEVICE, cpu_ms
+from bench.stream_rate import OURS_DEVICE, cpu_ms, free_port, stop_group, wait_listening
 
 HOST: Final = "127.0.0.1"
 REPO: Final = Path(__file__).resolve().parents[1]
@@ -67,15 +66,9 @@ SETUP: Final = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def _daemon(workdir: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, int]]:
-    port, web_port = _free_port(), _free_port()
+    port, web_port = free_port(), free_port()
     argv = [sys.executable, "-m", "qhy42_indi.cli", "serve", "--host", HOST, "--port",
             str(port), "--backend", "simulator", "--no-local-socket", "--sim-instant-readout",
             "--web", "--web-port", str(web_port), "--http-host", HOST]
@@ -84,23 +77,10 @@ def _daemon(workdir: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, int]]
         process = subprocess.Popen(argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
-        deadline = time.monotonic() + WAIT_S
-        for wanted in (port, web_port):
-            while True:
-                with contextlib.suppress(OSError), socket.create_connection((HOST, wanted), 0.5):
-                    break
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise BenchError(f"the daemon did not listen on {wanted}")
-                time.sleep(0.05)
+        wait_listening(process, [port, web_port], "the daemon")
         yield process, port, web_port
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
+        stop_group(process)
 
 
 def _niced(argv: list[str]) -> list[str]:

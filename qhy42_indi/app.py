@@ -68,12 +68,12 @@ def cameras_for(config: Config, sdk: SdkCameras | None) -> Cameras:
     if config.site is not None:  # a fixed observatory: BJD_TDB needs where it is
         site = Site(config.site.latitude, config.site.longitude, config.site.elevation)
     if sdk is not None:
-        def make_device(name: str, backend: SdkBackend) -> Qhy42Device:
+        def serve(name: str, backend: SdkBackend) -> Qhy42Device:
             device = Qhy42Device(name, backend, site=site)
-            device.snooping.bind(hub)
+            add_camera(hub, device)
             return device
 
-        roster = CameraRoster(hub, sdk, Naming(config.camera.device_name), make_device)
+        roster = CameraRoster(hub, sdk, Naming(config.camera.device_name), serve)
         roster.serve_initial()
         return Cameras(hub, roster)
     # One sync cable and clock for all simulated cameras (a master triggers slaves)

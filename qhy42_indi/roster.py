@@ -40,7 +40,8 @@ SCAN_PERIOD_ENV = "QHY42_SCAN_PERIOD_S"  # tests shorten it
 PLACEHOLDER_NAME = default_device_name("QHY42PRO")
 QUIET = (CameraState.DISCONNECTED, CameraState.IDLE, CameraState.GONE)
 
-DeviceMaker = Callable[[str, SdkBackend], Qhy42Device]
+# Makes the device of a camera and puts it on the hub.
+ServeCamera = Callable[[str, SdkBackend], Qhy42Device]
 
 
 class Naming:
@@ -69,11 +70,11 @@ class Naming:
 
 class CameraRoster:
     def __init__(self, hub: Hub, cameras: SdkCameras, naming: Naming,
-                 make_device: DeviceMaker, scan_period_s: float | None = None) -> None:
+                 serve: ServeCamera, scan_period_s: float | None = None) -> None:
         self._hub = hub
         self._cameras = cameras
         self._naming = naming
-        self._make_device = make_device
+        self._serve = serve
         self._scan_period_s = scan_period_s or scan_period_from_environment()
         self.served: dict[str, Qhy42Device] = {}  # by SDK camera id
         self.placeholder: WaitingDevice | None = None
@@ -123,9 +124,8 @@ class CameraRoster:
         if self.placeholder is not None:
             self._remove_placeholder(camera_id)
         name = self._naming.name_for(camera_id)
-        device = self._make_device(name, self._cameras.make_backend(camera_id))
+        device = self._serve(name, self._cameras.make_backend(camera_id))
         self.served[camera_id] = device
-        self._hub.add_device(device)
         log.info("serving %s as %s", camera_id, name)
         if announce:
             # Defined to every client at once, as indiserver forwards a new driver's defs.

@@ -209,16 +209,15 @@ class Capture:
         compress = props["CCD_COMPRESSION"].is_on("INDI_ENABLED")
         metadata = self._metadata(frame, start_utc, sky, [*timing.cards, *time_cards])
         cards = [*place_snoop_cards(standard_cards(metadata), snooped), *extra_cards, *more_cards]
-        encoded = None
+        encoded, failure = None, None
         if saving or to_clients:
             encoded = await encode_off_loop(pixels, cards, compress=compress)
             log.debug("frame %d: %dx%d, %d bytes of %s", frame.sequence, pixels.shape[1],
                       pixels.shape[0], len(encoded.data), encoded.format)
-        failure = None
-        if saving and encoded is not None:
-            failure = await self._save(encoded)
-        if to_clients and encoded is not None:
-            self._send_blob(encoded)
+            if saving:
+                failure = await self._save(encoded)
+            if to_clients:
+                self._send_blob(encoded)
         self.frames_delivered += 1
         self._frames.offer(DeliveredFrame(
             device=self._device.name, frame=frame, pixels=pixels, fits=encoded,

@@ -34,11 +34,13 @@ from qhy42_indi.indi.messages import (
     NumberElement,
     ParseProblem,
     SwitchElement,
+    SwitchRule,
     SwitchState,
     TextElement,
+    VectorKind,
 )
 from qhy42_indi.indi.parser import IndiParser
-from qhy42_indi.indi.properties import PropertyVector
+from qhy42_indi.indi.properties import PropertyVector, Value
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +229,20 @@ def as_new_vector(device: str, vector: PropertyVector) -> NewVector:
         elif isinstance(element, SwitchElement):
             elements.append(SwitchElement(name=element.name, value=element.value))
     return NewVector(kind=vector.kind, device=device, name=vector.name, elements=tuple(elements))
+
+
+def command_for(device: str, vector: PropertyVector, values: Mapping[str, Value]) -> NewVector:
+    """The command a client would send to set `values` (some or all members of `vector`).
+    Turning one switch of a one-of-many (or at-most-one) vector on turns the others off."""
+    proposed = PropertyVector.from_definition(vector.definition(""))
+    merged: dict[str, Value] = dict(values)
+    exclusive = (SwitchRule.ONE_OF_MANY, SwitchRule.AT_MOST_ONE)
+    if vector.kind is VectorKind.SWITCH and vector.rule in exclusive and any(
+        value is SwitchState.ON for value in values.values()
+    ):
+        merged = {name: SwitchState.OFF for name in proposed.values()} | merged
+    proposed.set_values(merged)
+    return as_new_vector(device, proposed)
 
 
 def format_vector(command: NewVector) -> bytes:

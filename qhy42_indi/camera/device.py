@@ -298,7 +298,7 @@ class Qhy42Device(PropertyDevice):
         async with self.command_lock:
             await self.core.transition(Request.RETURNED, work=self.open_camera)
             for name, values in snapshot.values.items():
-                await self.replay(_as_command(self.name, self.props[name], values))
+                await self.replay(config_file.command_for(self.name, self.props[name], values))
             await self.start_parts()
             if snapshot.target_c is not None:
                 await self.cooling.regulate_to(snapshot.target_c)
@@ -383,7 +383,7 @@ class Qhy42Device(PropertyDevice):
             vector = self.props[name]
             if name not in self.defined or vector.values() == values:
                 continue
-            await self.replay(_as_command(self.name, vector, values))
+            await self.replay(config_file.command_for(self.name, vector, values))
         self.say("Default configuration restored")
         return True
 
@@ -400,13 +400,3 @@ class Qhy42Device(PropertyDevice):
         self.say(f"Configuration file {path} removed ({config_file.default_path(path).name} "
                  "kept)")
         return True
-
-
-def _with_values(vector: PropertyVector, values: dict[str, Value]) -> PropertyVector:
-    copy = PropertyVector.from_definition(vector.definition(""))
-    copy.set_values(values)
-    return copy
-
-
-def _as_command(device: str, vector: PropertyVector, values: dict[str, Value]) -> NewVector:
-    return config_file.as_new_vector(device, _with_values(vector, values))

@@ -22,11 +22,8 @@ from __future__ import annotations
 import io
 import itertools
 import math
-import os
 import re
-import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -37,6 +34,7 @@ from astropy.io import fits as afits
 from numpy.typing import NDArray
 
 from qhy42_indi import __version__
+from qhy42_indi.row_work import RowWork
 
 try:  # astropy's private binding of cfitsio's RICE coder (astropy 6-8); else its public writer
     from astropy.io.fits.hdu.compressed._compression import compress_rice_1_c
@@ -57,6 +55,7 @@ ARCSEC_PER_UM_PER_MM = 206.264806
 FZ_TILE_ROWS = 16
 
 CardValue = bool | int | float | str
+
 
 
 class Card(NamedTuple):
@@ -441,11 +440,8 @@ def _primary_cards(frame: NDArray[Any]) -> list[Card]:
 # fpack's RICE_1 parameters; BYTEPIX is the pixel size.
 RICE_BLOCK_PIXELS = 32
 _TILE_DESCRIPTOR = np.dtype([("count", ">i4"), ("offset", ">i4")])
-# Tiles are compressed in parallel (cfitsio's coder runs without the GIL), in as many groups
-# as there are cores, capped: one group runs in the calling thread.
-_MAX_COMPRESS_THREADS = 4
-_compress_pool: ThreadPoolExecutor | None = None
-_compress_pool_lock = threading.Lock()
+# Tiles are compressed in parallel (cfitsio's coder runs without the GIL).
+TILE_WORK = RowWork("fits-rice", most_threads=4)
 
 
 def _build_fz(frame: NDArray[Any], cards: Sequence[Card]) -> bytes | bytearray:
@@ -539,15 +535,10 @@ def _compressed_tiles(frame: NDArray[Any]) -> list[bytes]:
     """RICE_1 of each FZ_TILE_ROWS-row tile, in order, groups of tiles on several threads."""
     rows = frame.shape[0]
     starts = list(range(0, rows, FZ_TILE_ROWS))
-    groups = min(_compress_threads(), len(starts))
+    groups = TILE_WORK.groups(len(starts))
     bounds = [starts[len(starts) * g // groups] for g in range(groups)] + [rows]
-    spans = list(itertools.pairwise(bounds))
-    if groups == 1:
-        return _compress_rows(frame, *spans[0])
-    pool = _pool()
-    futures = [pool.submit(_compress_rows, frame, start, stop) for start, stop in spans[1:]]
-    first = _compress_rows(frame, *spans[0])
-    return [*first, *itertools.chain.from_iterable(f.result() for f in futures)]
+    parts = TILE_WORK.run(lambda start, stop: _compress_rows(frame, start, stop), bounds)
+    return list(itertools.chain.from_iterable(parts))
 
 
 def _compress_rows(frame: NDArray[Any], start: int, stop: int) -> list[bytes]:
@@ -562,17 +553,3 @@ def _compress_rows(frame: NDArray[Any], start: int, stop: int) -> list[bytes]:
         compress_rice_1_c(words[row : row + FZ_TILE_ROWS], RICE_BLOCK_PIXELS, bytepix)
         for row in range(0, stop - start, FZ_TILE_ROWS)
     ]
-
-
-def _compress_threads() -> int:
-    return max(1, min(_MAX_COMPRESS_THREADS, os.cpu_count() or 1))
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _compress_pool
-    with _compress_pool_lock:
-        if _compress_pool is None:
-            _compress_pool = ThreadPoolExecutor(
-                max_workers=max(1, _MAX_COMPRESS_THREADS - 1), thread_name_prefix="fits-rice"
-            )
-        return _compress_pool

@@ -17,11 +17,7 @@ and row ranges are merged on several threads at once. Every call allocates its o
 
 from __future__ import annotations
 
-import itertools
 import math
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +26,7 @@ import numpy.typing as npt
 
 from qhy42_indi.backends.base import Channel, Frame
 from qhy42_indi.camera.fits import Card
+from qhy42_indi.row_work import RowWork
 
 ADC_SHIFT = 4  # 12-bit data sits in the top of 16-bit words
 ADC_MAX = 4095
@@ -46,10 +43,8 @@ FIT_SAMPLE_PIXELS = 1 << 16
 # and each numpy call is short.
 ROW_BLOCK = 64
 WORD_COUNT = 1 << 16
-# Row ranges merged in parallel, at most this many (one in the calling thread).
-MAX_MERGE_THREADS = 4
-_merge_pool: ThreadPoolExecutor | None = None
-_merge_pool_lock = threading.Lock()
+# Row ranges merged in parallel (one in the calling thread).
+MERGE_WORK = RowWork("hdr-merge", most_threads=4)
 
 Words = npt.NDArray[np.uint16]
 Values = npt.NDArray[np.floating[Any]]
@@ -158,15 +153,12 @@ def _spliced(low: Words, high: Words, splice: Splice) -> Words:
     table = _low_gain_table(splice)
     out = np.empty(low.shape, dtype=np.uint16)
     rows = low.shape[0]
-    groups = max(1, min(_merge_threads(), rows // ROW_BLOCK))
+    groups = MERGE_WORK.groups(rows // ROW_BLOCK)
     bounds = [rows * g // groups for g in range(groups + 1)]
-    spans = list(itertools.pairwise(bounds))
     switch_word = splice.switch_point_adu << ADC_SHIFT  # hg12 < x exactly when word < x << 4
-    jobs = [_pool().submit(_splice_rows, low, high, out, table, switch_word, start, stop)
-            for start, stop in spans[1:]]
-    _splice_rows(low, high, out, table, switch_word, *spans[0])
-    for job in jobs:
-        job.result()
+    MERGE_WORK.run(
+        lambda start, stop: _splice_rows(low, high, out, table, switch_word, start, stop),
+        bounds)
     return out
 
 
@@ -193,19 +185,6 @@ def _splice_rows(low: Words, high: Words, out: Words, table: Words, switch_word:
         np.take(table, block_index, out=block, mode="clip")  # "clip": no index check
         if high_pixels:
             np.right_shift(high_block, ADC_SHIFT, out=block, where=use_high)
-
-
-def _merge_threads() -> int:
-    return max(1, min(MAX_MERGE_THREADS, os.cpu_count() or 1))
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _merge_pool
-    with _merge_pool_lock:
-        if _merge_pool is None:
-            _merge_pool = ThreadPoolExecutor(max_workers=MAX_MERGE_THREADS - 1,
-                                             thread_name_prefix="hdr-merge")
-        return _merge_pool
 
 
 def splice_cards(splice: Splice) -> list[Card]:

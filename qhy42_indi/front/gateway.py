@@ -14,22 +14,17 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from qhy42_indi.camera.config_file import as_new_vector
+from qhy42_indi.camera.config_file import command_for
 from qhy42_indi.camera.device import Qhy42Device
 from qhy42_indi.indi.messages import (
     IndiMessage,
     PropertyState,
     SetVector,
-    SwitchRule,
-    SwitchState,
-    VectorKind,
 )
-from qhy42_indi.indi.properties import PropertyVector, Value
+from qhy42_indi.indi.properties import Value
 from qhy42_indi.server.hub import Hub
 
 log = logging.getLogger(__name__)
-
-EXCLUSIVE = (SwitchRule.ONE_OF_MANY, SwitchRule.AT_MOST_ONE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +64,7 @@ class Gateway:
         if vector is None or name not in device.defined:
             what = "not connected" if not device.connected else "not available now"
             return Outcome(PropertyState.ALERT, f"{name} is {what}")
-        command = as_new_vector(device.name, proposed_vector(vector, values))
+        command = command_for(device.name, vector, values)
         said: list[SetVector] = []
 
         def watch(message: IndiMessage) -> None:
@@ -86,16 +81,3 @@ class Gateway:
             if message.state is PropertyState.ALERT:
                 return Outcome(PropertyState.ALERT, message.message or f"{name} refused")
         return Outcome(vector.state, (said[-1].message or "") if said else "")
-
-
-def proposed_vector(vector: PropertyVector, values: Mapping[str, Value]) -> PropertyVector:
-    """A copy of `vector` with `values` set: what the command proposes. Turning one switch of
-    a one-of-many (or at-most-one) vector on turns the others off, as a client's command would."""
-    copy = PropertyVector.from_definition(vector.definition(""))
-    merged: dict[str, Value] = dict(values)
-    if vector.kind is VectorKind.SWITCH and vector.rule in EXCLUSIVE and any(
-        value is SwitchState.ON for value in values.values()
-    ):
-        merged = {name: SwitchState.OFF for name in copy.values()} | merged
-    copy.set_values(merged)
-    return copy

@@ -130,7 +130,7 @@ def test_the_result_does_not_depend_on_how_many_threads_compress(
 ) -> None:
     frame = rendered(renderer, SCENES["stars"])
     threaded = build_fits_fz(frame, header_cards())
-    monkeypatch.setattr(fits, "_MAX_COMPRESS_THREADS", 1)
+    monkeypatch.setattr(fits.TILE_WORK, "most_threads", 1)
     assert build_fits_fz(frame, header_cards()) == threaded
 
 

@@ -22,8 +22,8 @@ from qhy42_indi.indi.messages import (
 from qhy42_indi.server.connection import Connection
 from qhy42_indi.server.hub import Hub
 from qhy42_indi.web.previews import fits_header_text
-from tests.server.test_hub import FakeTransport
 from tests.support.in_process import numbers
+from tests.support.transports import FakeTransport
 
 NAME = "QHY CCD QHY42PRO-SIM01"
 

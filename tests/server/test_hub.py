@@ -33,26 +33,9 @@ from qhy42_indi.server import connection as connection_module
 from qhy42_indi.server.connection import Connection, Outgoing, QueueLimits
 from qhy42_indi.server.hub import Hub, Publisher
 from qhy42_indi.server.session import run_session
+from tests.support.transports import FakeTransport
 
 DEVICE = "QHY CCD TEST"
-
-
-class FakeTransport:
-    """A byte stream that records what it is given."""
-
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-        self.closed = False
-
-    async def recv(self, max_bytes: int) -> bytes:
-        return b""
-
-    async def send(self, data: bytes | memoryview) -> None:
-        self.written.append(bytes(data))
-        await asyncio.sleep(0)
-
-    def close(self) -> None:
-        self.closed = True
 
 
 def queued(connection: Connection) -> list[Outgoing]:

@@ -18,7 +18,8 @@ from qhy42_indi.indi.messages import (
 )
 from qhy42_indi.server.connection import MIB, Connection, Outgoing, Overflow, QueueLimits
 from qhy42_indi.server.stdio import indiserver_limits_mib, stdio_limits
-from tests.server.test_hub import FakeTransport, queued
+from tests.server.test_hub import queued
+from tests.support.transports import FakeTransport
 
 DEVICE = "QHY CCD TEST"
 

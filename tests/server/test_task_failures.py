@@ -19,7 +19,7 @@ from qhy42_indi.server import listener as listener_module
 from qhy42_indi.server.connection import Connection, Outgoing
 from qhy42_indi.server.hub import Hub
 from qhy42_indi.server.tcp import TcpListener, start_tcp_server
-from tests.server.test_hub import FakeTransport
+from tests.support.transports import FakeTransport
 
 HOST = "127.0.0.1"
 WAIT_S = 10.0
