@@ -112,6 +112,8 @@ async def test_config_default_restores_skeleton_values_and_purge_removes_the_fil
     start = await set_switch(client, "CONFIG_PROCESS", "CONFIG_DEFAULT")
     count = await client.wait_for(is_set("CCD_FAST_COUNT", "Ok"), start=start)
     assert number(count, "FRAMES") == 1
+    # CONFIG_DEFAULT's own reply first: taken for CONFIG_SAVE's, the file is not written yet.
+    await answered(client, "CONFIG_PROCESS", start)
     await answered(client, "CONFIG_PROCESS", await set_switch(
         client, "CONFIG_PROCESS", "CONFIG_SAVE"))
     path = server.home / ".indi" / f"{DEVICE}_config.xml"
