@@ -72,7 +72,8 @@ class RampPlan:
 
     def step(self, current_c: float, now_s: float) -> float | None:
         """A new set-point to command, when a ramp step is due."""
-        if self.setpoint_c == self.target_c or now_s - self.last_step_s < RAMP_STEP_PERIOD_S:
+        # Compared as a due time, not a difference: (t + period) - t can fall short of period.
+        if self.setpoint_c == self.target_c or now_s < self.last_step_s + RAMP_STEP_PERIOD_S:
             return None
         self.last_step_s = now_s
         self.setpoint_c = self._next_setpoint(current_c)
@@ -88,7 +89,7 @@ class RampPlan:
         if warming and flat:
             if self.stalled_since_s is None:
                 self.stalled_since_s = now_s
-            if now_s - self.stalled_since_s >= AMBIENT_LIMIT_S:
+            if now_s >= self.stalled_since_s + AMBIENT_LIMIT_S:
                 return Regulation.REACHED
         else:
             self.stalled_since_s = None

@@ -47,7 +47,7 @@ class CoolingHistory:
                power_percent: float | None) -> bool:
         """Take a reading; True if it (or the one it follows) became a sample."""
         reading = _Reading(time_s, temperature_c, setpoint_c, power_percent)
-        if self._period_start_s is not None and time_s - self._period_start_s < self._period_s:
+        if self._period_start_s is not None and time_s < self._period_start_s + self._period_s:
             self._latest = reading
             return False
         if self._latest is not None:
