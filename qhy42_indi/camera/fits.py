@@ -440,14 +440,14 @@ def _primary_cards(frame: NDArray[Any]) -> list[Card]:
 # fpack's RICE_1 parameters; BYTEPIX is the pixel size.
 RICE_BLOCK_PIXELS = 32
 _TILE_DESCRIPTOR = np.dtype([("count", ">i4"), ("offset", ">i4")])
-# Tiles are compressed in parallel (cfitsio's coder runs without the GIL).
+# Tiles are compressed in parallel (both coders run without the GIL).
 TILE_WORK = RowWork("fits-rice", most_threads=4)
 
 
 def _build_fz(frame: NDArray[Any], cards: Sequence[Card]) -> bytes | bytearray:
     _check_frame(frame)
     user_cards = _merged(cards)
-    if compress_rice_1_c is None:
+    if compress_rice_1_c is None and not _own_coder():
         return _astropy_fz(frame, user_cards)
     tiles = _compressed_tiles(frame)
     heap_length = sum(len(tile) for tile in tiles)
@@ -531,7 +531,7 @@ def _table_cards(frame: NDArray[Any], tile_count: int, heap_length: int,
     return cards
 
 
-def _compressed_tiles(frame: NDArray[Any]) -> list[bytes]:
+def _compressed_tiles(frame: NDArray[Any]) -> Sequence[bytes | memoryview]:
     """RICE_1 of each FZ_TILE_ROWS-row tile, in order, groups of tiles on several threads."""
     rows = frame.shape[0]
     starts = list(range(0, rows, FZ_TILE_ROWS))
@@ -541,7 +541,18 @@ def _compressed_tiles(frame: NDArray[Any]) -> list[bytes]:
     return list(itertools.chain.from_iterable(parts))
 
 
-def _compress_rows(frame: NDArray[Any], start: int, stop: int) -> list[bytes]:
+def _own_coder() -> bool:
+    """Whether qhy42_indi.rice (numba) codes, at a half of cfitsio's cost."""
+    from qhy42_indi import rice  # numba loads with the first compressed frame, not at start-up
+
+    return rice.available()
+
+
+def _compress_rows(frame: NDArray[Any], start: int, stop: int) -> Sequence[bytes | memoryview]:
+    if _own_coder():
+        from qhy42_indi import rice
+
+        return rice.encode_tiles(frame[start:stop], FZ_TILE_ROWS, RICE_BLOCK_PIXELS)
     bytepix = frame.dtype.itemsize
     if bytepix == 2:
         # The stored integers are value - BZERO: the same bits as value ^ 0x8000, as int16.

@@ -1,0 +1,168 @@
+"""RICE_1 tile coding, the format of fpack and cfitsio's tile-compressed images, compiled by numba.
+
+The bytes are the ones cfitsio's coder writes (tests compare them), at a quarter of its cost:
+the bits go through a 64-bit accumulator four bytes at a time, and a unary run and its low
+bits go in as one code instead of bit by bit. Pixels are the frame's unsigned words; the
+signed words a 16-bit tile stores (value - BZERO) differ from them only in the top bit, which
+cancels in every difference, so only a tile's first pixel is flipped.
+
+numba compiles on first use (about a second; kept in __pycache__ after that): `warm_up()` does
+it ahead of the first frame. Without numba, `available()` is False and callers use cfitsio's
+coder.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+try:
+    import numba
+except ImportError:  # pragma: no cover - where numba has no wheel (32-bit ARM): cfitsio codes
+    numba = None  # type: ignore[assignment]
+
+
+def _compiled(function: Any, inline: bool = False) -> Any:
+    """The function compiled on its first call, without the GIL (tiles code on several
+    threads); the machine code is cached beside the module."""
+    if numba is None:
+        return function
+    return numba.njit(nogil=True, cache=True, inline="always" if inline else "never")(function)
+
+class _Format:
+    """cfitsio's coding constants for one pixel size."""
+
+    def __init__(self, fsbits: int, fsmax: int, first_bias: int) -> None:
+        self.fsbits = fsbits  # bits of a block's split code
+        self.fsmax = fsmax  # at or past this split a block is stored raw
+        self.bbits = 1 << fsbits  # bits of a raw difference
+        self.first_bias = first_bias  # what turns the unsigned first pixel into the stored one
+
+
+_FORMATS = {
+    2: _Format(fsbits=4, fsmax=14, first_bias=0x8000),  # int16 stored with BZERO 32768
+    1: _Format(fsbits=3, fsmax=6, first_bias=0),  # uint8 stored as is
+}
+
+
+def available() -> bool:
+    return numba is not None
+
+
+def encode_tiles(frame: NDArray[Any], tile_rows: int, block_pixels: int) -> list[memoryview]:
+    """Each tile of `tile_rows` rows (the last may be shorter) coded in blocks of
+    `block_pixels` (fpack's BLOCKSIZE), in order."""
+    if frame.dtype.kind != "u" or frame.dtype.itemsize not in _FORMATS or frame.ndim != 2:
+        raise ValueError(f"RICE_1 takes 2-D 8- or 16-bit unsigned frames, not {frame.dtype}")
+    fmt = _FORMATS[frame.dtype.itemsize]
+    rows, columns = frame.shape
+    native = np.uint16 if frame.dtype.itemsize == 2 else np.uint8
+    pixels = np.ascontiguousarray(frame, dtype=native).reshape(-1)
+    tile_pixels = tile_rows * columns
+    tile_count = -(-rows // tile_rows)
+    # The worst case is every block raw (a split code and bbits per pixel) plus the first pixel,
+    # and each tile starts on a word and may leave one unfinished.
+    worst_bits = pixels.size * (fmt.bbits + 1) + tile_count * (fmt.bbits + 64)
+    words = np.empty(worst_bits // 32 + 2 * tile_count + 2, np.uint32)
+    starts = np.empty(tile_count, np.int64)
+    ends = np.empty(tile_count, np.int64)
+    if numba is None:
+        raise RuntimeError("RICE_1 here needs numba; cfitsio's coder is the fallback")
+    _encode(pixels, tile_pixels, block_pixels, fmt.fsbits, fmt.fsmax, fmt.bbits,
+              fmt.first_bias, words, starts, ends)
+    stream = memoryview(words.view(np.uint8))  # type: ignore[arg-type]
+    return [stream[start:end] for start, end in zip(starts.tolist(), ends.tolist(), strict=True)]
+
+
+def warm_up() -> None:
+    """Compile both pixel sizes now rather than on the first compressed frame."""
+    if available():
+        for dtype in (np.uint16, np.uint8):
+            encode_tiles(np.zeros((2, 64), dtype), 1, 32)
+
+
+@functools.partial(_compiled, inline=True)
+def _put(acc: Any, pending: Any, word: Any, words: Any, code: Any,
+         length: Any) -> tuple[Any, Any, Any]:  # pragma: no cover - runs compiled
+    """Append a code of up to 32 bits; a full word goes out. Stored whether full or not (the
+    next store overwrites a partial one), so the unpredictable "is it full" is no branch."""
+    acc = (acc << np.uint64(length)) | np.uint64(code)
+    pending += length
+    full = np.int64(pending >= 32)
+    shift = (pending - 32) * full
+    words[word] = _big_endian((acc >> np.uint64(shift)) & np.uint64(0xFFFFFFFF))
+    return acc, pending - 32 * full, word + full
+
+
+@functools.partial(_compiled, inline=True)
+def _big_endian(value: Any) -> Any:  # pragma: no cover - runs compiled
+    """A 32-bit value with its bytes reversed (one bswap once compiled): words are stored
+    little-endian, the stream is big-endian."""
+    return (((value >> np.uint64(24)) & np.uint64(0xFF))
+            | ((value >> np.uint64(8)) & np.uint64(0xFF00))
+            | ((value << np.uint64(8)) & np.uint64(0xFF0000))
+            | ((value << np.uint64(24)) & np.uint64(0xFF000000)))
+
+
+@_compiled
+def _encode(pixels: Any, tile_pixels: int, block: int, fsbits: int, fsmax: int, bbits: int,
+            first_bias: int, words: Any, starts: Any, ends: Any) -> None:  # pragma: no cover
+    """Code each tile into `words` from a word boundary; its byte range into starts/ends."""
+    diffs = np.empty(block, np.int64)
+    total = pixels.size
+    word: Any = 0
+    for tile, tile_start in enumerate(range(0, total, tile_pixels)):
+        tile_stop = min(tile_start + tile_pixels, total)
+        starts[tile] = 4 * word
+        acc = np.uint64(0)  # pending bits, the newest lowest
+        pending = np.int64(0)  # how many of acc's bits are pending: under 32 between codes
+        last = np.int64(pixels[tile_start])
+        first = (last ^ first_bias) & ((1 << bbits) - 1)  # the first pixel as stored
+        acc, pending, word = _put(acc, pending, word, words, first, bbits)
+        wrap = 1 << bbits
+        half = wrap >> 1
+        for block_start in range(tile_start, tile_stop, block):
+            count = min(block_start + block, tile_stop) - block_start
+            pixel_sum: Any = 0
+            for j in range(count):
+                value = np.int64(pixels[block_start + j])
+                # The difference as a signed word, folded to unsigned (0, -1, 1, -2, ... as 0, 1,
+                # 2, 3, ...), without branches: noise makes the sign a coin toss.
+                diff = ((value - last + half) & (wrap - 1)) - half
+                last = value
+                folded = (diff << 1) ^ (diff >> 63)
+                diffs[j] = folded
+                pixel_sum += folded
+            # cfitsio's choice of split, in its arithmetic (a double, truncated)
+            mean = (pixel_sum - count // 2 - 1) / count
+            split_sum = int(mean) >> 1 if mean > 0 else 0
+            fs = 0
+            while split_sum > 0:
+                split_sum >>= 1
+                fs += 1
+            if fs >= fsmax:  # noise too high to gain: the differences as they are
+                acc, pending, word = _put(acc, pending, word, words, fsmax + 1, fsbits)
+                for j in range(count):
+                    acc, pending, word = _put(acc, pending, word, words, diffs[j], bbits)
+            elif fs == 0 and pixel_sum == 0:  # a flat block: only its code
+                acc, pending, word = _put(acc, pending, word, words, 0, fsbits)
+            else:
+                acc, pending, word = _put(acc, pending, word, words, fs + 1, fsbits)
+                low_mask = (1 << fs) - 1
+                for j in range(count):
+                    folded = diffs[j]
+                    top = folded >> fs
+                    while top + 1 + fs > 32:  # a long run of zeros first (rare)
+                        acc, pending, word = _put(acc, pending, word, words, 0, 16)
+                        top -= 16
+                    # `top` zeros, a one and the low fs bits, as one code
+                    acc, pending, word = _put(acc, pending, word, words,
+                                              (1 << fs) | (folded & low_mask), top + 1 + fs)
+        # the last bits, left-aligned in a word: the bytes past them are zero, as cfitsio pads
+        if pending > 0:
+            words[word] = _big_endian((acc << np.uint64(32 - pending)) & np.uint64(0xFFFFFFFF))
+        ends[tile] = 4 * word + (pending + 7) // 8
+        word += 1
