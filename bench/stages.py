@@ -30,8 +30,12 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import numpy as np
 import pybase64
+from astropy.io.fits.hdu.compressed._compression import compress_rice_1_c
+from numpy.typing import NDArray
 
+from qhy42_indi import rice
 from qhy42_indi.backends import sensor_model
 from qhy42_indi.backends.base import Frame, Roi, channel_spans
 from qhy42_indi.backends.renderer import FrameRenderer, RenderRequest
@@ -129,6 +133,13 @@ def measure_send(payload: bytes, repeats: int) -> tuple[float, float]:
     return statistics.median(cpu), statistics.median(wall)
 
 
+def _cfitsio_tiles(frame: NDArray[np.uint16]) -> list[bytes]:
+    stored = np.bitwise_xor(frame, np.uint16(0x8000)).view(np.int16)  # value - BZERO
+    return [compress_rice_1_c(stored[row : row + fits.FZ_TILE_ROWS],
+                              fits.RICE_BLOCK_PIXELS, 2)
+            for row in range(0, frame.shape[0], fits.FZ_TILE_ROWS)]
+
+
 def measure(repeats: int) -> list[Stage]:
     renderer = FrameRenderer("SIM01", seed=5)
     cards = _cards()
@@ -161,6 +172,10 @@ def measure(repeats: int) -> list[Stage]:
           for name, frame in frames.items()],
         ("rice_hdr", "RICE_1 .fits.fz merged HDR 2048x2048",
          lambda: fits.encode_frame(merged, cards, compress=True)),
+        ("coder_ours", "RICE_1 coder alone, one thread, dark: ours (numba)",
+         lambda: rice.encode_tiles(frames["dark"], fits.FZ_TILE_ROWS, fits.RICE_BLOCK_PIXELS)),
+        ("coder_cfitsio", "RICE_1 coder alone, one thread, dark: cfitsio's (the fallback)",
+         lambda: _cfitsio_tiles(frames["dark"])),
         ("base64_16", "base64 of the 16-bit FITS (pybase64)", lambda: pybase64.b64encode(plain)),
         ("base64_8", "base64 of the 8-bit FITS", lambda: pybase64.b64encode(plain8)),
         ("memfd_16", "shared-memory copy of the 16-bit FITS (local clients, indiserver)",
