@@ -148,3 +148,33 @@ async def test_read_only_address_sees_disabled_controls_and_is_refused() -> None
         assert "read-only" in text_of(driver, "notice")
         assert state(daemon)["cameras"][0]["state"] == "Disconnected"
         assert state(daemon)["cameras"][0]["name"] == DEVICE
+
+
+async def test_the_camera_selector_shows_the_camera_chosen() -> None:
+    with web_daemon("--simulators", "2") as daemon, chromium() as driver:
+        await asyncio.to_thread(driver.get, daemon.url)
+        await until(driver, "document.getElementById('feed').textContent === 'live'",
+                    what="the live feed")
+        names = await until(
+            driver, "!document.getElementById('camera-select').hidden &&"
+            " [...document.getElementById('camera-select').options].map(o => o.text)",
+            what="a selector with both cameras")
+        assert len(names) == 2 and names[0] == DEVICE and names[1] != DEVICE
+        assert text_of(driver, "camera-name") == DEVICE
+        async with IndiClient.connect(HOST, daemon.running.port) as client:
+            await connect_camera(client, device=names[1])
+            assert text_of(driver, "v-state") == "Disconnected"  # the first still shown
+
+            from selenium.webdriver.common.by import By
+            from selenium.webdriver.support.ui import Select
+
+            picker = Select(driver.find_element(By.ID, "camera-select"))
+            await asyncio.to_thread(picker.select_by_index, 1)
+            await until(driver, f"document.getElementById('camera-name').textContent"
+                        f" === {names[1]!r}", what="the second camera's name")
+            await until(driver, "document.getElementById('v-state').textContent === 'Idle'",
+                        what="the second camera, connected")
+            await asyncio.to_thread(picker.select_by_index, 0)
+            await until(driver, "document.getElementById('v-state').textContent"
+                        " === 'Disconnected'", what="the first camera again")
+        assert script_errors(driver) == []
