@@ -39,6 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from qhy42_indi.backends.base import Channel, ReadMode, Roi, channel_spans
+from qhy42_indi.backends.pixel_pool import PixelPool
 from qhy42_indi.backends.scenes import Scene, SparseRates, StarFieldScene, star_rates
 from qhy42_indi.backends.sensor_model import (
     ADC_MAX_ADU,
@@ -64,6 +65,9 @@ GLOW_VISIBLE_FRACTION = 0.05
 # Poisson sampler in its domain for very long exposures of bright stars.
 POISSON_MEAN_CAP_E = 100.0 * FULL_WELL_E
 PLAN_CACHE_SIZE = 8
+# The bulk is made in blocks of rows whose float32 scratch is this big: small enough for the
+# L2 cache, large enough that numpy's per-call cost stays small against the work.
+ROW_BLOCK_BYTES = 512 * 1024
 
 FloatArray = npt.NDArray[np.float32]
 Coefficient = np.float32 | FloatArray  # one value for a block of rows, or one per row
@@ -76,10 +80,9 @@ def _coefficient(value: float | np.floating[Any] | npt.NDArray[np.floating[Any]]
     return np.float32(value)
 
 
-def _empty_pixels(rows: int, columns: int, bit_depth: int) -> Pixels:
-    if bit_depth == 16:
-        return np.empty((rows, columns), dtype=np.uint16)
-    return np.empty((rows, columns), dtype=np.uint8)
+def _rows(value: Coefficient, rows: slice) -> Coefficient:
+    """The rows of a per-row coefficient ((rows, 1) column); a scalar as it is."""
+    return value[rows] if isinstance(value, np.ndarray) and value.ndim else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +321,21 @@ class _Bulk:
         return _Bulk(self.start, self.stop, full_well_e, 0.0)
 
 
+@dataclass(frozen=True, slots=True)
+class _Terms:
+    """One channel's words over a bulk, before flooring: level + shot_slope * z_charge (+
+    read_slope * z_read when the read noise is drawn apart), or near full well level +
+    charge_scale * clipped charge + read_slope * z_read. `in_range`: no word can leave
+    [0, word_max], so no clipping is needed."""
+
+    level: Coefficient
+    shot_slope: Coefficient
+    read_slope: Coefficient
+    charge_scale: np.float32
+    in_range: bool
+    word_max: float
+
+
 class FrameRenderer:
     """Renders frames for one camera. Use from one thread at a time."""
 
@@ -329,6 +347,7 @@ class FrameRenderer:
         self._sparse: tuple[object, _SensorSparse] | None = None
         self._plans: OrderedDict[tuple[object, ...], _Plan] = OrderedDict()
         self._scratch: dict[str, FloatArray] = {}
+        self._outputs = PixelPool()
 
     @property
     def hot_pixels(self) -> HotPixels:
@@ -337,7 +356,7 @@ class FrameRenderer:
     def render(self, request: RenderRequest) -> Pixels:
         plan = self._plan(request)
         n = plan.bin_pixels
-        out = _empty_pixels(plan.rows, plan.out_columns, request.bit_depth)
+        out = self._outputs.take((plan.rows, plan.out_columns), request.bit_depth)
         conversions = [
             _conversion(part.channel, request.gain, request.offset, n, request.bit_depth)
             for part in plan.parts
@@ -347,14 +366,12 @@ class FrameRenderer:
         uniform_e = n * (dark_e_per_s + request.scene.uniform_e_per_s) * exposure_s
         glow_e = glow_edge_e_per_s(request.amp_glow_suppression) * exposure_s * plan.glow_row_weight
         z_charge = self._bank.views(1, plan.rows, plan.window_columns)[0]
+        shift = conversions[0].shift  # applied as the words are written
         for bulk in _bulks(
             uniform_e, glow_e, min(c.bin_read_sigma_adu * c.e_per_adu for c in conversions)
         ):
-            self._fill_bulk(out, plan, conversions, bulk, z_charge)
-        self._fill_sparse(out, plan, conversions, request, dark_e_per_s)
-        shift = conversions[0].shift
-        if shift:
-            np.left_shift(out, shift, out=out)
+            self._fill_bulk(out, plan, conversions, bulk, z_charge, shift)
+        self._fill_sparse(out, plan, conversions, request, dark_e_per_s, shift)
         return out
 
     # -- geometry cache
@@ -396,80 +413,101 @@ class FrameRenderer:
         conversions: list[_Conversion],
         bulk: _Bulk,
         z_charge: FloatArray,
+        shift: int,
     ) -> None:
-        rows = slice(bulk.start, bulk.stop)
         row_count = bulk.stop - bulk.start
         full_well_e = plan.bin_pixels * FULL_WELL_E
         lowest_e, highest_e = float(np.min(bulk.mean_e)), float(np.max(bulk.mean_e))
-        charge: FloatArray | None = None
+        clipped_charge = False
         if lowest_e + self._bank.min * math.sqrt(lowest_e) >= full_well_e:
             bulk = bulk.saturated(full_well_e)  # no draw in the bank falls short of the well
         elif highest_e + self._bank.max * math.sqrt(highest_e) > full_well_e:
-            charge = self._buffer("charge", row_count, plan.window_columns)
-            np.multiply(z_charge[rows], _coefficient(np.sqrt(bulk.shot_variance_e)), out=charge)
-            np.add(charge, _coefficient(bulk.mean_e), out=charge)
-            np.minimum(charge, full_well_e, out=charge)
+            clipped_charge = True
         z_reads = self._bank.views(len(plan.parts), row_count, plan.window_columns)
-        for part, conversion, z_read in zip(plan.parts, conversions, z_reads, strict=True):
-            columns = slice(part.window_start, part.window_stop)
-            y = self._buffer("y", row_count, part.window_stop - part.window_start)
-            if charge is not None:
-                level, slopes = self._charge_noise(
-                    y, charge[:, columns], z_read[:, columns], conversion
-                )
-            elif len(plan.parts) == 1:
-                level, slopes = self._combined_noise(y, bulk, z_charge[rows, columns], conversion)
-            else:
-                level, slopes = self._shared_noise(
-                    y, bulk, z_charge[rows, columns], z_read[:, columns], conversion
-                )
-            target = out[rows, part.out_start : part.out_stop]
-            if charge is None and self._stays_in_range(level, slopes, conversion.word_max):
-                np.add(y, level, out=target, casting="unsafe")  # the cast floors
-            else:
-                np.add(y, level, out=y)
-                np.clip(y, 0.0, conversion.word_max, out=y)
-                np.copyto(target, y, casting="unsafe")
+        terms = [
+            self._terms(plan, bulk, conversion, clipped_charge, shift)
+            for conversion in conversions
+        ]
+        # The words are made 2^shift times too large, so truncation keeps `shift` bits below
+        # the word, which the mask clears: the same as flooring, then shifting, in one pass
+        # less (scaling by a power of two rounds exactly as the unscaled sum).
+        low_bits_clear = np.uint16(~((1 << shift) - 1) & 0xFFFF)
+        shot_sigma_e = _coefficient(np.sqrt(bulk.shot_variance_e))
+        mean_e = _coefficient(bulk.mean_e)
+        # Row blocks small enough to stay in the cache: each block's noise is scaled, offset,
+        # floored into the frame and shifted while it is hot, instead of a pass over the whole
+        # frame for each step.
+        block_rows = max(1, ROW_BLOCK_BYTES // (4 * plan.window_columns))
+        for first in range(0, row_count, block_rows):
+            rows = slice(first, min(first + block_rows, row_count))
+            frame_rows = slice(bulk.start + rows.start, bulk.start + rows.stop)
+            z_charge_rows = z_charge[frame_rows]
+            charge: FloatArray | None = None
+            if clipped_charge:
+                charge = self._buffer("charge", rows.stop - rows.start, plan.window_columns)
+                np.multiply(z_charge_rows, _rows(shot_sigma_e, rows), out=charge)
+                np.add(charge, _rows(mean_e, rows), out=charge)
+                np.minimum(charge, full_well_e, out=charge)
+            for part, term, z_read in zip(plan.parts, terms, z_reads, strict=True):
+                columns = slice(part.window_start, part.window_stop)
+                y = self._buffer("y", rows.stop - rows.start, columns.stop - columns.start)
+                if charge is not None:
+                    # near full well: the clipped charge image, then read noise
+                    np.multiply(charge[:, columns], term.charge_scale, out=y)
+                    self._add_scaled(y, z_read[rows, columns], term.read_slope)
+                elif len(plan.parts) == 1:
+                    # one channel: charge and read noise in one draw
+                    np.multiply(z_charge_rows[:, columns], _rows(term.shot_slope, rows), out=y)
+                else:
+                    # HDR: the shot noise is common to both channels, read noise is not
+                    np.multiply(z_charge_rows[:, columns], _rows(term.shot_slope, rows), out=y)
+                    self._add_scaled(y, z_read[rows, columns], term.read_slope)
+                target = out[frame_rows, part.out_start : part.out_stop]
+                np.add(y, _rows(term.level, rows), out=y)
+                if not term.in_range:
+                    np.clip(y, 0.0, term.word_max, out=y)
+                np.copyto(target, y, casting="unsafe")  # the cast floors: y >= 0
+                if shift:
+                    np.bitwise_and(target, low_bits_clear, out=target)
 
-    # Each *_noise writes the noise part of the words into y and returns the level to add and
-    # the slopes of y in units of the bank's z.
-
-    def _combined_noise(
-        self, y: FloatArray, bulk: _Bulk, z: FloatArray, c: _Conversion
-    ) -> tuple[Coefficient, list[Coefficient]]:
-        """One channel: charge and read noise in one draw, sigma^2 = shot/g^2 + read^2."""
-        sigma_adu = np.sqrt(bulk.shot_variance_e / c.e_per_adu**2 + c.bin_read_sigma_adu**2)
-        slope = _coefficient(c.scale * sigma_adu)
-        np.multiply(z, slope, out=y)
-        return _level(bulk.mean_e, c), [slope]
-
-    def _shared_noise(
-        self,
-        y: FloatArray,
-        bulk: _Bulk,
-        z_charge: FloatArray,
-        z_read: FloatArray,
-        c: _Conversion,
-    ) -> tuple[Coefficient, list[Coefficient]]:
-        """HDR: the shot noise (z_charge) is common to both channels, read noise is not."""
-        shot_slope = _coefficient(c.scale * np.sqrt(bulk.shot_variance_e) / c.e_per_adu)
-        read_slope = _coefficient(c.scale * c.bin_read_sigma_adu)
+    def _add_scaled(self, y: FloatArray, z: FloatArray, slope: Coefficient) -> None:
         temp = self._buffer("temp", *y.shape)
-        np.multiply(z_charge, shot_slope, out=y)
-        np.multiply(z_read, read_slope, out=temp)
+        np.multiply(z, slope, out=temp)
         np.add(y, temp, out=y)
-        return _level(bulk.mean_e, c), [shot_slope, read_slope]
 
-    def _charge_noise(
-        self, y: FloatArray, charge: FloatArray, z_read: FloatArray, c: _Conversion
-    ) -> tuple[Coefficient, list[Coefficient]]:
-        """Near full well: the clipped charge image (its level included), then read noise."""
+    def _terms(
+        self, plan: _Plan, bulk: _Bulk, c: _Conversion, clipped_charge: bool, shift: int
+    ) -> _Terms:
+        """One channel's words over a bulk, times 2^shift: level + slopes times the bank's z
+        (or, near full well, times the clipped charge image)."""
+        times = np.float32(1 << shift)
         read_slope = _coefficient(c.scale * c.bin_read_sigma_adu)
-        temp = self._buffer("temp", *y.shape)
-        np.multiply(charge, np.float32(c.scale / c.e_per_adu), out=y)
-        np.multiply(z_read, read_slope, out=temp)
-        np.add(y, temp, out=y)
-        return _level(0.0, c), [read_slope]
+        if clipped_charge:
+            return _Terms(
+                level=_level(0.0, c) * times,
+                shot_slope=np.float32(0.0),
+                read_slope=read_slope * times,
+                charge_scale=np.float32(c.scale / c.e_per_adu) * times,
+                in_range=False,
+                word_max=c.word_max * float(times),
+            )
+        if len(plan.parts) == 1:
+            # sigma^2 = shot / g^2 + read^2, one draw
+            sigma_adu = np.sqrt(bulk.shot_variance_e / c.e_per_adu**2 + c.bin_read_sigma_adu**2)
+            shot_slope = _coefficient(c.scale * sigma_adu)
+            slopes = [shot_slope]
+        else:
+            shot_slope = _coefficient(c.scale * np.sqrt(bulk.shot_variance_e) / c.e_per_adu)
+            slopes = [shot_slope, read_slope]
+        level = _level(bulk.mean_e, c)
+        return _Terms(
+            level=level * times,
+            shot_slope=shot_slope * times,
+            read_slope=read_slope * times,
+            charge_scale=np.float32(0.0),
+            in_range=self._stays_in_range(level, slopes, c.word_max),
+            word_max=c.word_max * float(times),
+        )
 
     def _stays_in_range(
         self, level: Coefficient, slopes: list[Coefficient], word_max: float
@@ -489,6 +527,7 @@ class FrameRenderer:
         conversions: list[_Conversion],
         request: RenderRequest,
         dark_e_per_s: float,
+        shift: int,
     ) -> None:
         if plan.member_glow.size == 0:
             return
@@ -508,7 +547,7 @@ class FrameRenderer:
             adu = c.pedestal_adu + part_charge / c.e_per_adu + c.read_sigma_adu * z_read
             adu_sum = np.clip(np.floor(adu + 0.5), 0, ADC_MAX_ADU).sum(axis=1)
             words = np.floor(np.clip(c.scale * adu_sum + c.bias, 0.0, c.word_max))
-            flat_out[part.sparse_out_flat] = words
+            flat_out[part.sparse_out_flat] = words * float(1 << shift)  # exact: words < 4096
 
 
 def _level(mean_e: float | FloatArray, c: _Conversion) -> Coefficient:
