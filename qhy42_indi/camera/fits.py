@@ -23,7 +23,7 @@ import io
 import itertools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -55,6 +55,8 @@ ARCSEC_PER_UM_PER_MM = 206.264806
 FZ_TILE_ROWS = 16
 
 CardValue = bool | int | float | str
+# Where a plain FITS is written: a bytearray of the size asked, its contents any.
+BufferSource = Callable[[int], bytearray]
 
 
 
@@ -294,16 +296,23 @@ def _date_obs(start_time: datetime) -> str:
 # ---- encoding -------------------------------------------------------------------------------
 
 
-def build_fits(frame: NDArray[Any], cards: Sequence[Card]) -> bytearray:
-    """The bytes of a plain FITS file holding `frame`, as one bytearray of its final size.
+def build_fits(frame: NDArray[Any], cards: Sequence[Card],
+               buffer: BufferSource | None = None) -> bytearray:
+    """The bytes of a plain FITS file holding `frame`, as one bytearray of its final size:
+    a new one, or `buffer(size)`'s (whatever it held is overwritten).
 
     uint16 frames are written as BITPIX 16 with BZERO 32768 (unsigned, as cfitsio writes
     USHORT_IMG); uint8 frames as BITPIX 8. Raises ValueError for another shape or dtype, or
     a card astropy refuses.
     """
     header_bytes = frame_header(frame, cards)
-    # bytearray() is zero-filled, which is exactly the padding FITS wants after the data.
-    fits_bytes = bytearray(len(header_bytes) + _padded(_data_length(frame)))
+    data_end = len(header_bytes) + _data_length(frame)
+    size = len(header_bytes) + _padded(_data_length(frame))
+    if buffer is None:
+        fits_bytes = bytearray(size)  # zero-filled: the padding FITS wants after the data
+    else:
+        fits_bytes = buffer(size)
+        fits_bytes[data_end:] = bytes(size - data_end)
     _fill_plain(fits_bytes, header_bytes, frame)
     return fits_bytes
 
@@ -323,12 +332,14 @@ def frame_header(frame: NDArray[Any], cards: Sequence[Card]) -> bytes:
 
 
 def encode_frame(
-    frame: NDArray[Any], cards: Sequence[Card], *, compress: bool = False
+    frame: NDArray[Any], cards: Sequence[Card], *, compress: bool = False,
+    buffer: BufferSource | None = None,
 ) -> EncodedFrame:
-    """The frame as `.fits`, or as `.fits.fz` when CCD_COMPRESSION is enabled."""
+    """The frame as `.fits` (in `buffer`'s bytearray, if given), or as `.fits.fz` when
+    CCD_COMPRESSION is enabled."""
     if compress:
         return EncodedFrame(_build_fz(frame, cards), FITS_FZ_FORMAT)
-    return EncodedFrame(build_fits(frame, cards), FITS_FORMAT)
+    return EncodedFrame(build_fits(frame, cards, buffer), FITS_FORMAT)
 
 
 def _check_frame(frame: NDArray[Any]) -> None:

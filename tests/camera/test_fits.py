@@ -583,3 +583,29 @@ def test_only_changed_cards_are_formatted_again(monkeypatch: pytest.MonkeyPatch)
     later = START + timedelta(seconds=1)
     build_fits(frame, standard_cards(metadata(start_time=later)))
     assert formatted == ["DATE-OBS"]
+
+
+def test_plain_fits_in_reused_buffers_is_build_fits_and_never_overwrites_a_held_one() -> None:
+    from qhy42_indi.camera.delivery import FitsBuffers
+
+    buffers = FitsBuffers()
+    rng = np.random.default_rng(3)
+    cards = [Card("OBJECT", "test", "")]
+    held = []
+    for index in range(8):
+        dtype = np.uint16 if index % 3 else np.uint8
+        shape = (64, 48) if index < 5 else (16, 16)
+        frame = rng.integers(0, np.iinfo(dtype).max, shape, endpoint=True).astype(dtype)
+        encoded = build_fits(frame, cards, buffers)  # a reused buffer's old bytes never show
+        assert bytes(encoded) == bytes(build_fits(frame, cards))
+        if index % 2:
+            held.append((encoded, bytes(encoded)))
+    for encoded, original in held:
+        assert bytes(encoded) == original
+
+
+def test_a_given_buffer_is_overwritten_whole_padding_included() -> None:
+    frame = np.arange(37 * 41, dtype=np.uint16).reshape(37, 41)  # data ends mid-block
+    cards = [Card("OBJECT", "test", "")]
+    dirty = build_fits(frame, cards, lambda size: bytearray(b"\xa5" * size))
+    assert dirty == build_fits(frame, cards)
