@@ -10,6 +10,7 @@ loop runs and the listener accepts, and says STOPPING=1 when it stops (notify.py
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -194,6 +195,7 @@ async def serve_tcp(config: Config) -> None:
                 local = await start_local_server(hub, config.server.local_socket, limits,
                                                  access)
             await fronts.start(FrontContext(hub, config, access, beside.telemetry))
+            freeze_start_up_objects()
             host, port = listener.address
             notifier.send("READY=1", f"STATUS=serving INDI on {host}:{port}")
             period_s = watchdog_period_s()
@@ -232,6 +234,7 @@ async def serve_stdio(config: Config) -> None:
         fronts = Fronts()  # Alpaca and the page can run beside indiserver too
         access = AccessControl(AccessPolicy.from_config(config.server))
         await fronts.start(FrontContext(hub, config, access, beside.telemetry))
+        freeze_start_up_objects()
         session = asyncio.create_task(run_stdio_session(hub))
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({session, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -239,6 +242,15 @@ async def serve_stdio(config: Config) -> None:
         await fronts.close()
         await cameras.close()
         await beside.stop()
+
+
+def freeze_start_up_objects() -> None:
+    """Exempt what start-up made (modules, astropy's tables, property skeletons: hundreds of
+    thousands of objects that live as long as the process) from the cyclic garbage
+    collector, so its full collections, which the per-frame messages trigger, no longer walk
+    all of them."""
+    gc.collect()
+    gc.freeze()
 
 
 class StopSignals:
