@@ -68,9 +68,11 @@ def ours_settings(read_mode: int, width: int, height: int, *, bits: int = 16,
                   compressed: bool = False, scene: str | None = None) -> list[Setting]:
     """Our QHY42PRO: the read mode first (it sets the sensor size), then the rest. STD is the
     default read mode, so READ_MODE is needed only for HDR. A dark frame is the covered
-    sensor; with `scene` (SCENE_STARS, SCENE_FLAT) a light frame of what the simulator shows."""
+    sensor (SCENE_DARK: the QHY42PRO has no shutter, so the frame type alone would leave the
+    simulator's star field in view); with `scene` (SCENE_STARS, SCENE_FLAT) a light frame of
+    what the simulator shows."""
     frame_type = "FRAME_DARK" if scene is None else "FRAME_LIGHT"
-    scene_settings = [] if scene is None else [Setting("SIM_SCENE", switch_on(scene))]
+    scene_settings = [Setting("SIM_SCENE", switch_on(scene or "SCENE_DARK"))]
     return [
         Setting("READ_MODE", {"MODE": read_mode}, required=read_mode != READ_MODE_STD),
         Setting("POLLING_PERIOD", {"PERIOD_MS": POLLING_MS}, required=False),
