@@ -39,7 +39,6 @@ import numpy as np
 import numpy.typing as npt
 
 from qhy42_indi.backends.base import Channel, ReadMode, Roi, channel_spans
-from qhy42_indi.backends.pixel_pool import PixelPool
 from qhy42_indi.backends.scenes import Scene, SparseRates, StarFieldScene, star_rates
 from qhy42_indi.backends.sensor_model import (
     ADC_MAX_ADU,
@@ -56,6 +55,7 @@ from qhy42_indi.backends.sensor_model import (
     hot_pixels,
     pedestal_adu,
 )
+from qhy42_indi.buffer_pool import PixelPool
 
 NOISE_BANK_MARGIN = 1 << 20  # random offsets into the bank range over this many values
 # Rows whose glow is below this fraction of the bulk's noise are drawn without it: invisible in

@@ -870,12 +870,20 @@ class SimulatorBackend(CameraBackend, SimulatorControls):
             raise InvalidSetting(f"{name} {value} outside {limits.min}..{limits.max}")
 
 
+# The loop's timers fire up to a millisecond late (epoll counts whole milliseconds); the last
+# stretch before a frame is due is slept in a worker thread, which wakes on time.
+PRECISE_WAKE_S = 0.002
+
+
 async def _wait_until_ready(exposure: _Exposure) -> None:
     """Sleep until the frame would be read out, waking early (and raising) on abort."""
     remaining_s = exposure.ready_monotonic_s - time.monotonic()
-    if remaining_s > 0.0:
+    if remaining_s > PRECISE_WAKE_S:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(exposure.aborted.wait(), timeout=remaining_s)
+            await asyncio.wait_for(exposure.aborted.wait(), timeout=remaining_s - PRECISE_WAKE_S)
+    remaining_s = exposure.ready_monotonic_s - time.monotonic()
+    if remaining_s > 0.0 and not exposure.aborted.is_set():
+        await asyncio.to_thread(time.sleep, remaining_s)
     if exposure.aborted.is_set():
         raise ExposureAborted(f"exposure {exposure.start.sequence} was aborted")
 

@@ -13,12 +13,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from qhy42_indi import __version__
 from qhy42_indi.backends.base import CameraGone, ExposureControl, ExposureStart, Frame, GpioControl
 from qhy42_indi.camera.core import CameraCore
-from qhy42_indi.camera.delivery import UploadMode, encode_off_loop, save_off_loop
+from qhy42_indi.camera.delivery import (
+    UploadMode,
+    encode_off_loop,
+    prepare_fits_buffer,
+    save_off_loop,
+)
 from qhy42_indi.camera.device_base import Handler, PropertyDevice
 from qhy42_indi.camera.exposure import DeliveryError, ExposureController, TriggerWait
 from qhy42_indi.camera.fits import (
@@ -153,6 +159,7 @@ class Capture:
 
     def exposure_started(self, requested_s: float, start: ExposureStart) -> None:
         self.exposure_in_flight_s = requested_s
+        prepare_fits_buffer()  # while the camera exposes, nothing waits on the other cores
         self._device.props["CCD_EXPOSURE"].set_values({"CCD_EXPOSURE_VALUE": requested_s})
         self._device.update("CCD_EXPOSURE", PropertyState.BUSY)
 
@@ -190,10 +197,6 @@ class Capture:
         timing = self._frame_timer(frame)
         start_utc = timing.start_utc
         sky = self._frame_sky()
-        snooped, time_cards = await asyncio.to_thread(
-            header_cards, sky, start_utc, frame.exposure_s,
-            line_period_us=frame.line_period_us, image_rows=frame.height, bin_y=frame.bin_y,
-            time_source=timing.source)
         pixels, extra_cards = frame.pixels, []
         if self._settings.hdr_merged and frame.bit_depth == 16:
             pixels, splice = await asyncio.to_thread(
@@ -207,17 +210,24 @@ class Capture:
         to_clients = mode in (UploadMode.CLIENT, UploadMode.BOTH) and (
             self._device.blob_wanted("CCD1"))
         compress = props["CCD_COMPRESSION"].is_on("INDI_ENABLED")
-        metadata = self._metadata(frame, start_utc, sky, [*timing.cards, *time_cards])
-        cards = [*place_snoop_cards(standard_cards(metadata), snooped), *extra_cards, *more_cards]
-        encoded, failure = None, None
-        if saving or to_clients:
-            encoded = await encode_off_loop(pixels, cards, compress=compress)
+        metadata = self._metadata(frame, start_utc, sky)
+        header = _HeaderJob(sky=sky, start_utc=start_utc, frame=frame, time_source=timing.source,
+                            timer_cards=tuple(timing.cards), metadata=metadata,
+                            after=(*extra_cards, *more_cards))
+        # One worker call for the header and the FITS: each hand-off costs a wake-up.
+        cards, encoded = await encode_off_loop(
+            pixels, header.cards, compress=compress if saving or to_clients else None)
+        failure = None
+        if encoded is not None:
             log.debug("frame %d: %dx%d, %d bytes of %s", frame.sequence, pixels.shape[1],
                       pixels.shape[0], len(encoded.data), encoded.format)
             if saving:
                 failure = await self._save(encoded)
             if to_clients:
                 self._send_blob(encoded)
+                # The connections' writers send it now; the rest of the frame's work (the
+                # frame tap, the state change, CCD_EXPOSURE Ok) follows it on the wire anyway.
+                await asyncio.sleep(0)
         self.frames_delivered += 1
         self._frames.offer(DeliveredFrame(
             device=self._device.name, frame=frame, pixels=pixels, fits=encoded,
@@ -293,3 +303,26 @@ class Capture:
             driver_version=__version__,
             custom_cards=(*timing_cards, *self.custom_cards.values()),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _HeaderJob:
+    """What a frame's header is made of, taken on the loop; `cards()` is blocking (the snooped
+    and time cards compute positions and times) and runs in the encode's worker thread."""
+
+    sky: FrameSky
+    start_utc: datetime
+    frame: Frame
+    time_source: str
+    timer_cards: tuple[Card, ...]  # the frame timer's, first of the custom cards
+    metadata: FrameMetadata  # its custom cards: the client's (FITS_HEADER)
+    after: tuple[Card, ...]  # the HDR splice's and a burst frame's, last
+
+    def cards(self) -> list[Card]:
+        frame = self.frame
+        snooped, time_cards = header_cards(
+            self.sky, self.start_utc, frame.exposure_s, line_period_us=frame.line_period_us,
+            image_rows=frame.height, bin_y=frame.bin_y, time_source=self.time_source)
+        metadata = replace(self.metadata, custom_cards=(
+            *self.timer_cards, *time_cards, *self.metadata.custom_cards))
+        return [*place_snoop_cards(standard_cards(metadata), snooped), *self.after]

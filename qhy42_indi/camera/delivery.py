@@ -2,10 +2,12 @@
 
 The FITS is built in a worker thread, once per frame; the same bytes go to the local file and,
 through the hub, to every connection (as shared memory to local clients; as base64, made once
-by the server and only if such a client wants the frame, to the others). A plain FITS is
-written into a frame-sized buffer that is used again once nothing refers to it any more
-(pixel_pool.py): the FITS of a frame is never changed while a client, a save or the frame tap
-still holds it. Local saves are atomic (upload.py). The order on the wire is libindi's:
+by the server and only if such a client wants the frame, to the others). The header's cards
+are made in the same worker call: each hand-off between the loop and a thread costs a wake-up.
+A plain FITS is written into a frame-sized buffer in a memfd (memfd_buffers.py), which local
+clients are given as it is; it is used again once nothing refers to it any more, unless a
+local client took it: the FITS of a frame is never changed while a client, a save or the
+frame tap still holds it. Local saves are atomic (upload.py). The order on the wire is libindi's:
 CCD_FILE_PATH (Local/Both), then the CCD1 BLOB (Client/Both); the caller then reports
 CCD_EXPOSURE Ok.
 """
@@ -13,15 +15,15 @@ CCD_EXPOSURE Ok.
 from __future__ import annotations
 
 import asyncio
-import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from numpy.typing import NDArray
 
-from qhy42_indi.backends.pixel_pool import BufferPool
 from qhy42_indi.camera.fits import Card, EncodedFrame, encode_frame
 from qhy42_indi.camera.upload import save_frame
+from qhy42_indi.memfd_buffers import BufferSource
 
 
 class UploadMode:
@@ -31,25 +33,33 @@ class UploadMode:
 
 
 async def encode_off_loop(
-    pixels: NDArray[Any], cards: list[Card], *, compress: bool
-) -> EncodedFrame:
-    return await asyncio.to_thread(encode_frame, pixels, cards, compress=compress,
-                                   buffer=PLAIN_FITS_BUFFERS)
+    pixels: NDArray[Any], cards: Callable[[], list[Card]], *, compress: bool | None
+) -> tuple[list[Card], EncodedFrame | None]:
+    """The header's cards (`cards()`, blocking) and the FITS of them, in one worker call;
+    compress None: the cards only (nobody takes the FITS)."""
+    return await asyncio.to_thread(_cards_and_fits, pixels, cards, compress)
 
 
-class FitsBuffers:
-    """Bytearrays for plain FITS files, each used again once nothing refers to it."""
+def _cards_and_fits(
+    pixels: NDArray[Any], make_cards: Callable[[], list[Card]], compress: bool | None
+) -> tuple[list[Card], EncodedFrame | None]:
+    cards = make_cards()
+    if compress is None:
+        return cards, None
+    return cards, encode_frame(pixels, cards, compress=compress, buffer=PLAIN_FITS_BUFFERS)
 
-    def __init__(self) -> None:
-        self._pool: BufferPool[bytearray] = BufferPool()
-        self._lock = threading.Lock()  # the encodes of several cameras run in parallel threads
 
-    def __call__(self, size: int) -> bytearray:
-        with self._lock:
-            return self._pool.take(size, lambda: bytearray(size))
-
+# Plain FITS files go into memfd-backed buffers (memfd_buffers.py): local clients get them
+# with no copy; a buffer is used again once nothing refers to it, if no local client took it.
+FitsBuffers = BufferSource
 
 PLAIN_FITS_BUFFERS = FitsBuffers()
+
+
+def prepare_fits_buffer() -> None:
+    """Make the next frame's FITS buffer ahead if it needs a new one (a local client took the
+    last); returns at once."""
+    PLAIN_FITS_BUFFERS.prepare_spare()
 
 
 async def save_off_loop(upload_dir: str, prefix: str, frame: EncodedFrame) -> Path:

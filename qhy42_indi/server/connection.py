@@ -150,15 +150,29 @@ class Outgoing:
         every connection gets that same result (or FormFailed, the build's exception as its
         cause). `build` is the key, so pass a module-level function. A caller that is
         cancelled does not cancel it for the rest."""
-        job = self._forms.get(build)
-        if job is None:
-            job = asyncio.ensure_future(asyncio.to_thread(build, self.message))
-            job.add_done_callback(_retrieve_outcome)
-            self._forms[build] = job
+        job = self.start_form(build)
         try:
             return cast(T, await asyncio.shield(job))
         except Exception as error:
             raise FormFailed(f"{build.__name__} failed for {self.device} {self.name}") from error
+
+    def start_form(self, build: Callable[[IndiMessage], T], *,
+                   in_thread: bool = True) -> asyncio.Future[T]:
+        """Start `build(message)` now, if nobody has (see `shared`): in a worker thread, or
+        (in_thread False, for a build that takes microseconds) here."""
+        job = self._forms.get(build)
+        if job is None:
+            if in_thread:
+                job = asyncio.ensure_future(asyncio.to_thread(build, self.message))
+            else:
+                job = asyncio.get_running_loop().create_future()
+                try:
+                    job.set_result(build(self.message))
+                except Exception as error:
+                    job.set_exception(error)
+            job.add_done_callback(_retrieve_outcome)
+            self._forms[build] = job
+        return job
 
 
 def _retrieve_outcome(job: asyncio.Future[Any]) -> None:

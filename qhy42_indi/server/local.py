@@ -8,11 +8,14 @@ order, sent with the first bytes of the message). The client maps `size` bytes o
 read-only, copies them (or keeps the mapping, with enableDirectBlobAccess), unmaps and closes
 the descriptor, and sends nothing back. Everything else goes as ordinary bytes.
 
-Each frame gets one memfd, written once in a worker thread and sealed against writing and
-resizing, because the same descriptor goes to every local client and none may change what the
-others read. Ours is closed when no connection holds the frame any more; the kernel keeps the
-memory while a client still has it. A client that stops reading would pin a frame per message
-waiting in its socket, so those frames count towards its lag bounds until it has read them.
+Each frame gets one memfd, sealed against writing and resizing, because the same descriptor
+goes to every local client and none may change what the others read. Our own FITS is built in a
+memfd already (memfd_buffers.py): it is sealed and passed as it is, on the loop, when the frame
+is queued (microseconds: no copy). Any other payload is written into a new memfd once, in a
+worker thread, as soon as a local client has the frame queued. Ours is closed when no
+connection holds the frame any more; the kernel keeps the memory while a client still has it. A
+client that stops reading would pin a frame per message waiting in its socket, so those frames
+count towards its lag bounds until it has read them.
 Linux only (abstract sockets, memfd sealing).
 """
 
@@ -36,6 +39,7 @@ import pybase64
 
 from qhy42_indi.indi.encoder import Chunk, encode_chunks
 from qhy42_indi.indi.messages import BlobElement, Element, IndiMessage, SetVector, VectorKind
+from qhy42_indi.memfd_buffers import memfd_of
 from qhy42_indi.server.access import LOCAL_ADDRESS, AccessControl
 from qhy42_indi.server.connection import (
     DEFAULT_LIMITS,
@@ -78,6 +82,12 @@ class SharedBuffers:
 
 
 def _sealed_memfd(payload: bytes | memoryview) -> int:
+    built = memfd_of(payload)
+    if built is not None:
+        # The FITS was built in a memfd (memfd_buffers.py): sealed, it goes as it is. This
+        # may run on the loop (_attaches_as_is), so a failure is not met with a copy here:
+        # the connection sends that frame as base64 instead.
+        return os.dup(built.seal())
     fd = os.memfd_create("indi-blob", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
     try:
         view = memoryview(payload).cast("B")
@@ -118,6 +128,15 @@ def build_attached(message: IndiMessage) -> AttachedForm | None:
     message = replace(message, elements=elements)
     payloads = [e.data for e in attached if e.data is not None]
     return AttachedForm(tuple(encode_chunks(message, attach_blobs=True)), SharedBuffers(payloads))
+
+
+def _attaches_as_is(message: IndiMessage) -> bool:
+    """Whether every payload of this BLOB message is a FITS built in a memfd: its attached
+    form is then made in microseconds (seals and the XML, no copy)."""
+    if not isinstance(message, SetVector):
+        return False
+    payloads = [e.data for e in message.elements if isinstance(e, BlobElement) and e.size > 0]
+    return bool(payloads) and all(memfd_of(data) is not None for data in payloads)
 
 
 def _with_payload(element: Element) -> Element:
@@ -228,6 +247,13 @@ class LocalConnection(Connection):
         self._local = stream
         self._unread_frame_bytes = 0
         self._attach_failed = False
+
+    def send(self, out: Outgoing) -> None:
+        super().send(out)
+        if out.is_blob and self._queue and self._queue[-1] is out:
+            # Its shared memory is made now, while the rest of the frame's work goes on,
+            # rather than when the writer reaches it; here, if that is only sealing memfds.
+            out.start_form(build_attached, in_thread=not _attaches_as_is(out.message))
 
     def bytes_behind(self) -> int:
         # Frames sent as descriptors stay pinned in the socket until the client reads them;

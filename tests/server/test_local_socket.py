@@ -25,6 +25,7 @@ from qhy42_indi import cli
 from qhy42_indi.config import Config, ConfigError, validate
 from qhy42_indi.indi import encoder
 from qhy42_indi.indi.messages import BlobElement, PropertyState, SetVector, VectorKind
+from qhy42_indi.memfd_buffers import F_SEAL_FUTURE_WRITE, BufferSource, MemfdBuffer
 from qhy42_indi.server import connection as connection_module
 from qhy42_indi.server import local
 from qhy42_indi.server.connection import QueueLimits
@@ -357,3 +358,51 @@ def test_a_local_socket_path_too_long_for_sun_path_is_refused() -> None:
     config.server.local_socket = "/" + "x" * 107
     with pytest.raises(ConfigError, match=r"server\.local_socket"):
         validate(config)
+
+
+# ---- a FITS built in a memfd (memfd_buffers.py) ----------------------------------------------
+
+
+def memfd_frame(source: BufferSource, payload: bytes = FRAME) -> bytearray:
+    buffer = source(len(payload))
+    buffer[:] = payload
+    return buffer
+
+
+async def test_a_fits_built_in_a_memfd_goes_as_that_memfd_sealed(served: Hub, path: str) -> None:
+    source = BufferSource()
+    client = await connected(path)
+    try:
+        built = memfd_frame(source)
+        assert isinstance(built, MemfdBuffer)
+        served.publish(frame_message(memoryview(built)))  # type: ignore[arg-type]
+        got = await asyncio.to_thread(client.next_blob)
+        [fd] = got.fds
+        assert os.path.samestat(os.fstat(fd), os.fstat(built.fd))  # no copy
+        assert mapped(fd, len(FRAME)) == FRAME
+        seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+        for seal in (F_SEAL_FUTURE_WRITE, fcntl.F_SEAL_SHRINK, fcntl.F_SEAL_GROW,
+                     fcntl.F_SEAL_SEAL):
+            assert seals & seal
+        with pytest.raises(PermissionError):  # no client can change what the others read
+            os.pwrite(fd, b"X", 0)
+        with pytest.raises(PermissionError):
+            mmap.mmap(fd, len(FRAME), mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    finally:
+        client.close()
+
+
+def test_a_sealed_buffer_is_never_used_again_and_an_unsealed_one_is() -> None:
+    source = BufferSource()
+    kept = memfd_frame(source)
+    first_id = id(kept)
+    del kept
+    kept = source(len(FRAME))
+    assert id(kept) == first_id  # nobody held it: reused
+    assert isinstance(kept, MemfdBuffer)
+    fd = os.dup(kept.seal())  # a local client took it
+    del kept
+    later = memfd_frame(source, bytes(len(FRAME)))
+    assert not (isinstance(later, MemfdBuffer) and later.sealed)
+    assert mapped(fd, len(FRAME)) == FRAME  # what the client got never changes
+    os.close(fd)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +22,23 @@ Pixels = npt.NDArray[np.uint16] | npt.NDArray[np.uint8]
 T = TypeVar("T")
 
 DEFAULT_CAPACITY = 4  # the one being filled, the one being delivered, the frame tap's, spare
+
+
+def unheld(buffers: list[Any]) -> list[int]:
+    """The indices of the buffers that nothing but the list refers to (the caller must hold
+    none of them in a variable). An object nobody else refers to is looked at exactly as the
+    buffers are, and its count is the one to match: the interpreter's own references differ
+    between Python versions, and a guessed count could take a held buffer for a free one."""
+    probes = [object()]
+    probe = probes[0]
+    free_count = sys.getrefcount(probe)
+    del probe
+    found = []
+    for index in range(len(buffers)):  # enumerate's tuple would hold a reference
+        buffer = buffers[index]
+        if sys.getrefcount(buffer) == free_count:
+            found.append(index)
+    return found
 
 
 class BufferPool(Generic[T]):
@@ -33,24 +50,14 @@ class BufferPool(Generic[T]):
         self._capacity = capacity
         self._buffers: list[T] = []
         self._keys: list[Hashable] = []
-        # An object nobody else refers to, looked at exactly as the buffers are: its count is
-        # what an unheld buffer's is on this interpreter (the count of the pool's own
-        # references differs between Python versions, and a guess could take a held buffer).
-        self._unheld: list[object] = [object()]
 
     def take(self, key: Hashable, make: Callable[[], T]) -> T:
         """A buffer made by `make` for `key` (its shape, size ...) that nobody else holds:
         a pooled one, or a new one. Its contents are whatever it held last."""
         spare: int | None = None  # an unheld buffer of another key, to make room
-        probe = self._unheld[0]
-        unheld = sys.getrefcount(probe)
-        del probe
-        for index in range(len(self._buffers)):  # enumerate's tuple would hold a reference
-            buffer = self._buffers[index]
-            if sys.getrefcount(buffer) != unheld:
-                continue
+        for index in unheld(self._buffers):
             if self._keys[index] == key:
-                return buffer
+                return self._buffers[index]
             spare = index
         fresh = make()
         if spare is not None:

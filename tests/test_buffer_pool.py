@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qhy42_indi.backends.pixel_pool import BufferPool, PixelPool
+from qhy42_indi.buffer_pool import BufferPool, PixelPool
 
 
 def test_a_released_buffer_is_reused() -> None:
