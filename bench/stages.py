@@ -223,6 +223,7 @@ MODES: Final[tuple[Mode, ...]] = (
     Mode("live 8-bit MJPEG preview, 1 client, 24/s", 24,
          ("stream_mjpeg",)),  # a JPEG is ~1/10 of the frame: its base64 and send are small
     Mode("local saving only, 16-bit .fits, 24/s", 24, ("fits_16",)),
+    # the memfd the FITS is built in is allocated per frame: about the cost of the copy
     Mode("local client (shared memory), 16-bit .fits, 24/s", 24, ("fits_16", "memfd_16")),
 )
 
