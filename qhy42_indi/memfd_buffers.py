@@ -134,7 +134,7 @@ def _close(fd: int) -> None:
         os.close(fd)
 
 
-class BufferSource:
+class FitsBuffers:
     """Buffers of a given size for plain FITS files (`source(size)`), each used again once
     nothing refers to it and it was not sealed. Thread-safe: the encodes of several cameras
     run in parallel threads."""

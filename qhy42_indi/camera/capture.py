@@ -276,8 +276,7 @@ class Capture:
                         light_frame=self._frame_type() is FrameType.LIGHT,
                         focal_length_mm=focal, aperture_mm=aperture)
 
-    def _metadata(self, frame: Frame, start_utc: datetime, sky: FrameSky,
-                  timing_cards: Sequence[Card] = ()) -> FrameMetadata:
+    def _metadata(self, frame: Frame, start_utc: datetime, sky: FrameSky) -> FrameMetadata:
         props = self._device.props
         info = self._settings.info
         assert info is not None
@@ -301,7 +300,7 @@ class Capture:
             aperture_mm=sky.aperture_mm or 0.0,
             driver_name="qhy42-indi",
             driver_version=__version__,
-            custom_cards=(*timing_cards, *self.custom_cards.values()),
+            custom_cards=tuple(self.custom_cards.values()),
         )
 
 

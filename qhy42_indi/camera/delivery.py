@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from qhy42_indi.camera.fits import Card, EncodedFrame, encode_frame
 from qhy42_indi.camera.upload import save_frame
-from qhy42_indi.memfd_buffers import BufferSource
+from qhy42_indi.memfd_buffers import FitsBuffers
 
 
 class UploadMode:
@@ -51,8 +51,6 @@ def _cards_and_fits(
 
 # Plain FITS files go into memfd-backed buffers (memfd_buffers.py): local clients get them
 # with no copy; a buffer is used again once nothing refers to it, if no local client took it.
-FitsBuffers = BufferSource
-
 PLAIN_FITS_BUFFERS = FitsBuffers()
 
 

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from types import ModuleType
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -458,7 +459,7 @@ TILE_WORK = RowWork("fits-rice", most_threads=4)
 def _build_fz(frame: NDArray[Any], cards: Sequence[Card]) -> bytes | bytearray:
     _check_frame(frame)
     user_cards = _merged(cards)
-    if compress_rice_1_c is None and not _own_coder():
+    if compress_rice_1_c is None and _own_coder() is None:
         return _astropy_fz(frame, user_cards)
     tiles = _compressed_tiles(frame)
     heap_length = sum(len(tile) for tile in tiles)
@@ -552,26 +553,32 @@ def _compressed_tiles(frame: NDArray[Any]) -> Sequence[bytes | memoryview]:
     return list(itertools.chain.from_iterable(parts))
 
 
-def _own_coder() -> bool:
-    """Whether qhy42_indi.rice (numba) codes, at a half of cfitsio's cost."""
+def _own_coder() -> ModuleType | None:
+    """qhy42_indi.rice (numba, a third of cfitsio's cost) where numba is installed."""
     from qhy42_indi import rice  # numba loads with the first compressed frame, not at start-up
 
-    return rice.available()
+    return rice if rice.available() else None
 
 
 def _compress_rows(frame: NDArray[Any], start: int, stop: int) -> Sequence[bytes | memoryview]:
-    if _own_coder():
-        from qhy42_indi import rice
+    coder = _own_coder()
+    if coder is not None:
+        tiles: list[memoryview] = coder.encode_tiles(frame[start:stop], FZ_TILE_ROWS,
+                                                     RICE_BLOCK_PIXELS)
+        return tiles
+    return cfitsio_tiles(frame[start:stop])
 
-        return rice.encode_tiles(frame[start:stop], FZ_TILE_ROWS, RICE_BLOCK_PIXELS)
+
+def cfitsio_tiles(frame: NDArray[Any]) -> list[bytes]:
+    """Each FZ_TILE_ROWS-row tile of `frame` by cfitsio's own RICE_1 coder (astropy's binding)."""
     bytepix = frame.dtype.itemsize
     if bytepix == 2:
         # The stored integers are value - BZERO: the same bits as value ^ 0x8000, as int16.
-        words = np.bitwise_xor(frame[start:stop], np.uint16(0x8000)).view(np.int16)
+        words = np.bitwise_xor(frame, np.uint16(0x8000)).view(np.int16)
     else:
-        words = np.ascontiguousarray(frame[start:stop])
+        words = np.ascontiguousarray(frame)
     assert compress_rice_1_c is not None
     return [
         compress_rice_1_c(words[row : row + FZ_TILE_ROWS], RICE_BLOCK_PIXELS, bytepix)
-        for row in range(0, stop - start, FZ_TILE_ROWS)
+        for row in range(0, frame.shape[0], FZ_TILE_ROWS)
     ]

@@ -25,7 +25,7 @@ from qhy42_indi import cli
 from qhy42_indi.config import Config, ConfigError, validate
 from qhy42_indi.indi import encoder
 from qhy42_indi.indi.messages import BlobElement, PropertyState, SetVector, VectorKind
-from qhy42_indi.memfd_buffers import F_SEAL_FUTURE_WRITE, BufferSource, MemfdBuffer
+from qhy42_indi.memfd_buffers import F_SEAL_FUTURE_WRITE, FitsBuffers, MemfdBuffer
 from qhy42_indi.server import connection as connection_module
 from qhy42_indi.server import local
 from qhy42_indi.server.connection import QueueLimits
@@ -80,6 +80,17 @@ async def connected(path: str, mode: str = "Also") -> LocalClient:
 # ---- what travels -----------------------------------------------------------------------------
 
 
+def assert_sealed_for_clients(fd: int, write_seal: int) -> None:
+    """No client can change what the others read: not written, resized or mapped writable."""
+    seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+    for seal in (write_seal, fcntl.F_SEAL_SHRINK, fcntl.F_SEAL_GROW, fcntl.F_SEAL_SEAL):
+        assert seals & seal
+    with pytest.raises(PermissionError):
+        os.pwrite(fd, b"X", 0)
+    with pytest.raises(PermissionError):
+        mmap.mmap(fd, len(FRAME), mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+
+
 async def test_a_local_client_gets_the_frame_as_a_sealed_memfd(served: Hub, path: str) -> None:
     client = await connected(path)
     try:
@@ -93,14 +104,7 @@ async def test_a_local_client_gets_the_frame_as_a_sealed_memfd(served: Hub, path
         [fd] = got.fds
         assert mapped(fd, len(FRAME)) == FRAME
         assert os.fstat(fd).st_size == len(FRAME)
-        seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
-        for seal in (fcntl.F_SEAL_WRITE, fcntl.F_SEAL_SHRINK, fcntl.F_SEAL_GROW,
-                     fcntl.F_SEAL_SEAL):
-            assert seals & seal
-        with pytest.raises(PermissionError):  # no client can change what the others read
-            os.pwrite(fd, b"X", 0)
-        with pytest.raises(PermissionError):
-            mmap.mmap(fd, len(FRAME), mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        assert_sealed_for_clients(fd, fcntl.F_SEAL_WRITE)
     finally:
         client.close()
 
@@ -363,14 +367,14 @@ def test_a_local_socket_path_too_long_for_sun_path_is_refused() -> None:
 # ---- a FITS built in a memfd (memfd_buffers.py) ----------------------------------------------
 
 
-def memfd_frame(source: BufferSource, payload: bytes = FRAME) -> bytearray:
+def memfd_frame(source: FitsBuffers, payload: bytes = FRAME) -> bytearray:
     buffer = source(len(payload))
     buffer[:] = payload
     return buffer
 
 
 async def test_a_fits_built_in_a_memfd_goes_as_that_memfd_sealed(served: Hub, path: str) -> None:
-    source = BufferSource()
+    source = FitsBuffers()
     client = await connected(path)
     try:
         built = memfd_frame(source)
@@ -380,20 +384,13 @@ async def test_a_fits_built_in_a_memfd_goes_as_that_memfd_sealed(served: Hub, pa
         [fd] = got.fds
         assert os.path.samestat(os.fstat(fd), os.fstat(built.fd))  # no copy
         assert mapped(fd, len(FRAME)) == FRAME
-        seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
-        for seal in (F_SEAL_FUTURE_WRITE, fcntl.F_SEAL_SHRINK, fcntl.F_SEAL_GROW,
-                     fcntl.F_SEAL_SEAL):
-            assert seals & seal
-        with pytest.raises(PermissionError):  # no client can change what the others read
-            os.pwrite(fd, b"X", 0)
-        with pytest.raises(PermissionError):
-            mmap.mmap(fd, len(FRAME), mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        assert_sealed_for_clients(fd, F_SEAL_FUTURE_WRITE)
     finally:
         client.close()
 
 
 def test_a_sealed_buffer_is_never_used_again_and_an_unsealed_one_is() -> None:
-    source = BufferSource()
+    source = FitsBuffers()
     kept = memfd_frame(source)
     first_id = id(kept)
     del kept
