@@ -15,6 +15,7 @@ our daemon. Every wait is bounded.
 Command line (prints one JSON record on stdout):
   python -m bench.client expose --port 7624 --device 'CCD Simulator' --frames 5 \
       --set SIMULATOR_SETTINGS.SIM_NOISE=0 --set CCD_FRAME_TYPE.FRAME_DARK=On
+  python -m bench.client expose --local-socket qhy42.sock --device 'QHY CCD QHY42PRO-SIM01'
   python -m bench.client listen --port 7624 --device 'CCD Simulator'
 """
 
@@ -784,7 +785,7 @@ async def _listen_main(args: argparse.Namespace) -> int:
 
 async def _expose_main(args: argparse.Namespace) -> int:
     client = BlobClient(args.host, args.port, args.device, blob_mode=args.blob_mode,
-                        timeout_s=args.timeout)
+                        timeout_s=args.timeout, local_path=args.local_socket)
     try:
         await client.open()
         await client.connect_device()
@@ -815,6 +816,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                          help="bound on each wait (s)")
     expose.add_argument("--frames", type=int, default=10, help="timed frames")
     expose.add_argument("--exposure", type=float, default=0.01, help="seconds")
+    expose.add_argument("--local-socket", default=None, metavar="NAME",
+                        help="the server's abstract Unix socket (shared-memory images) "
+                             "instead of TCP")
     expose.add_argument("--set", type=parse_setting, action="append", default=[],
                         metavar="PROP.ELEMENT=VALUE")
     listen.add_argument("--frames", type=int, default=None,

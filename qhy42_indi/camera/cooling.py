@@ -36,6 +36,11 @@ RAMP_STEP_PERIOD_S = 60.0
 AMBIENT_LIMIT_S = 120.0
 TEMPERATURE_RESOLUTION_C = 0.05
 POWER_RESOLUTION_PERCENT = 0.5
+# The TEC is read at POLLING_PERIOD, but not more often than this: a sensor's temperature
+# moves over seconds, and every reading is a USB control transfer beside the frames (a
+# client asking 10 ms polling for its countdowns would otherwise read the cooler 100 times
+# a second).
+COOLER_POLL_MIN_S = 1.0
 
 
 class Regulation:
@@ -157,7 +162,7 @@ class Cooling:
 
     async def _poll_forever(self) -> None:
         while True:
-            await asyncio.sleep(self._polling_period_s())
+            await asyncio.sleep(max(COOLER_POLL_MIN_S, self._polling_period_s()))
             try:
                 await self.poll()
             except BackendError as error:

@@ -69,6 +69,11 @@ class Request(StrEnum):
 
 S, R = CameraState, Request
 
+# The changes every frame makes go to the daemon's log at DEBUG: at INFO a run of short
+# frames would write two lines a frame (long exposures are logged at INFO by
+# telemetry/exposure_log.py).
+ROUTINE_REQUESTS = frozenset({R.EXPOSE, R.ARM, R.TRIGGERED, R.EXPOSURE_ENDED})
+
 # What each request leads to from each state. A (state, request) that is not here is refused.
 _EXPOSING = {
     R.EXPOSE: S.EXPOSING, R.ARM: S.WAITING_FOR_TRIGGER, R.TRIGGERED: S.EXPOSING,
@@ -212,7 +217,8 @@ class CameraCore:
             self._state = new
             self.history = [*self.history[-31:], change]
             if change.old is not new:
-                log.info("%s: %s -> %s (%s)", self._name, change.old, new, request)
+                level = logging.DEBUG if request in ROUTINE_REQUESTS else logging.INFO
+                log.log(level, "%s: %s -> %s (%s)", self._name, change.old, new, request)
             for listener in list(self._listeners):
                 try:
                     listener.entered(change)

@@ -166,7 +166,8 @@ class Qhy42Device(PropertyDevice):
         return self.core.connected
 
     def polling_period_s(self) -> float:
-        """POLLING_PERIOD: the exposure countdown's and the cooler readings' period."""
+        """POLLING_PERIOD: the exposure countdown's period, and the cooler readings' (those at
+        most once a second: cooling.COOLER_POLL_MIN_S)."""
         return float(self.props["POLLING_PERIOD"].value("PERIOD_MS")) / 1000.0
 
     @property

@@ -8,6 +8,7 @@ from core.py), so a change to the core's table shows up as a failing row.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -268,3 +269,15 @@ async def test_transitions_run_one_at_a_time() -> None:
     await first
     assert (await second).old is S.EXPOSING  # the abort saw the exposure the first began
     assert order == ["work begins", "work ends"]
+
+
+async def test_a_frames_own_changes_are_logged_at_debug_the_rest_at_info(
+        caplog: pytest.LogCaptureFixture) -> None:
+    core, _, _ = await core_in(S.DISCONNECTED)
+    with caplog.at_level(logging.DEBUG, logger="qhy42_indi.camera.core"):
+        for request in (R.CONNECT, R.EXPOSE, R.EXPOSURE_ENDED, R.LOST):
+            await core.transition(request)
+    levels = {record.getMessage().rsplit("(", 1)[1].rstrip(")"): record.levelno
+              for record in caplog.records if "->" in record.getMessage()}
+    assert levels == {"connect": logging.INFO, "expose": logging.DEBUG,
+                      "exposure ended": logging.DEBUG, "lost": logging.INFO}

@@ -87,3 +87,32 @@ def test_splice_without_signal_reuses_the_previous_fit_or_the_default() -> None:
     assert first.k == DEFAULT_RATIO and first.fitted_pixels == 0
     again = fit_splice(flat, flat, 140, previous=Splice(14.0, -1820.0, 3600, 900))
     assert again.k == 14.0 and again.fitted_pixels == 0
+
+
+async def test_a_short_polling_period_does_not_read_the_cooler_more_than_once_a_second() -> None:
+    """10 ms polling (for fine countdowns) still reads the TEC at most once a second: each
+    reading is a USB control transfer beside the frames."""
+    device, _ = device_with(SimulatorOptions(seed=1))
+    await device.handle_new(NewVector(
+        kind=VectorKind.NUMBER, device="Test Cam", name="POLLING_PERIOD",
+        elements=(NumberElement(name="PERIOD_MS", value=10),)))
+    assert device.polling_period_s() == 0.01
+    backend = device.backend
+    reads = 0
+    read = backend.cooler_state
+
+    async def counted() -> object:
+        nonlocal reads
+        reads += 1
+        return await read()
+
+    backend.cooler_state = counted  # type: ignore[method-assign]
+    await device.connect()
+    try:
+        began = asyncio.get_running_loop().time()
+        await asyncio.sleep(0.5)
+        elapsed = asyncio.get_running_loop().time() - began
+    finally:
+        await device.close()
+    # One at connect, then one a second: at 10 ms it would be ~50.
+    assert 1 <= reads <= 2 + int(elapsed), (reads, elapsed)
