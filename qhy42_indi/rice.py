@@ -17,10 +17,13 @@ this module only with its first compressed frame. Without numba (no wheel for 32
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from qhy42_indi.buffer_pool import BufferPool
 
 try:
     import numba
@@ -60,9 +63,21 @@ def available() -> bool:
     return numba is not None
 
 
+# The coded words of recent calls, reused once no tile of theirs is held: a fresh array per
+# frame would cost a megabyte or two of page faults each time. Several threads code at once.
+_WORDS = BufferPool[NDArray[np.uint32]](capacity=8)
+_WORDS_LOCK = threading.Lock()
+
+
+def _words(count: int) -> NDArray[np.uint32]:
+    with _WORDS_LOCK:
+        return _WORDS.take(count, lambda: np.empty(count, np.uint32))
+
+
 def encode_tiles(frame: NDArray[Any], tile_rows: int, block_pixels: int) -> list[memoryview]:
     """Each tile of `tile_rows` rows (the last may be shorter) coded in blocks of
-    `block_pixels` (fpack's BLOCKSIZE), in order."""
+    `block_pixels` (fpack's BLOCKSIZE), in order. The tiles are views of one buffer, which
+    is used again once none of them is held."""
     if frame.dtype.kind != "u" or frame.dtype.itemsize not in _FORMATS or frame.ndim != 2:
         raise ValueError(f"RICE_1 takes 2-D 8- or 16-bit unsigned frames, not {frame.dtype}")
     fmt = _FORMATS[frame.dtype.itemsize]
@@ -74,7 +89,7 @@ def encode_tiles(frame: NDArray[Any], tile_rows: int, block_pixels: int) -> list
     # The worst case is every block raw (a split code and bbits per pixel) plus the first pixel,
     # and each tile starts on a word and may leave one unfinished.
     worst_bits = pixels.size * (fmt.bbits + 1) + tile_count * (fmt.bbits + 64)
-    words = np.empty(worst_bits // 32 + 2 * tile_count + 2, np.uint32)
+    words = _words(worst_bits // 32 + 2 * tile_count + 2)
     starts = np.empty(tile_count, np.int64)
     ends = np.empty(tile_count, np.int64)
     if numba is None:

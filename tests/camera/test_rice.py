@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import weakref
 
 import numpy as np
 import pytest
@@ -61,6 +62,20 @@ def test_big_endian_and_strided_frames_code_by_value() -> None:
     expected = cfitsio_tiles(frame, 16)
     for variant in (frame.astype(">u2"), np.repeat(frame, 2, axis=1)[:, ::2]):
         assert [bytes(tile) for tile in rice.encode_tiles(variant, 16, 32)] == expected
+
+
+def test_held_tiles_keep_their_bytes_and_free_ones_are_reused() -> None:
+    first, second = FRAMES["dark with read noise"], FRAMES["bright flat"]
+    held = rice.encode_tiles(first, 16, 32)
+    before = [bytes(tile) for tile in held]
+    for _ in range(10):  # more calls than the pool keeps: none may take the held buffer
+        assert [bytes(t) for t in rice.encode_tiles(second, 16, 32)] == cfitsio_tiles(second, 16)
+    assert [bytes(tile) for tile in held] == before
+    buffer = weakref.ref(held[0].obj.base)  # the coded words, not held by the test
+    del held
+    again = rice.encode_tiles(first, 16, 32)
+    assert again[0].obj.base is buffer()  # kept, and taken again once nothing held it
+    assert [bytes(tile) for tile in again] == before
 
 
 def test_other_pixel_types_are_refused() -> None:
