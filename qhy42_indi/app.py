@@ -39,6 +39,7 @@ from qhy42_indi.snoop.client import SnoopClient
 from qhy42_indi.tasks import cancel_and_wait
 from qhy42_indi.telemetry.exposure_log import ExposureLog
 from qhy42_indi.telemetry.mqtt import MqttTelemetry
+from qhy42_indi.thread_names import named_executor
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +176,7 @@ def setpoint_reader(hub: Hub) -> Callable[[str], float | None]:
 
 
 async def serve_tcp(config: Config) -> None:
+    name_the_workers()
     notifier = Notifier.from_environment()
     with StopSignals() as stop:  # before anything listens: a signal during start-up counts
         cameras = await build_cameras(config)
@@ -226,6 +228,7 @@ async def serve_tcp(config: Config) -> None:
 
 
 async def serve_stdio(config: Config) -> None:
+    name_the_workers()
     with StopSignals() as stop:
         cameras = await build_cameras(config)
         hub = cameras.hub
@@ -242,6 +245,12 @@ async def serve_stdio(config: Config) -> None:
         await fronts.close()
         await cameras.close()
         await beside.stop()
+
+
+def name_the_workers() -> None:
+    """The loop's own thread pool (asyncio.to_thread: FITS, base64, saves) as qhy42-work_N,
+    in the OS too (top -H)."""
+    asyncio.get_running_loop().set_default_executor(named_executor("qhy42-work"))
 
 
 def freeze_start_up_objects() -> None:

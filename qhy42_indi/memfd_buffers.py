@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import cast
 
 from qhy42_indi.buffer_pool import DEFAULT_CAPACITY, unheld
+from qhy42_indi.thread_names import named_executor
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ class FitsBuffers:
     def _background(self) -> concurrent.futures.ThreadPoolExecutor:
         with self._background_lock:
             if self._preparer is None:
-                self._preparer = concurrent.futures.ThreadPoolExecutor(1, "fits-memfd")
+                self._preparer = named_executor("fits-memfd", 1)
             return self._preparer
 
     def _prepare(self, size: int) -> None:

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from qhy42_indi.thread_names import named_executor
+
 T = TypeVar("T")
 
 
@@ -42,6 +44,5 @@ class RowWork:
     def _shared_pool(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=max(1, self.most_threads - 1),
-                                                thread_name_prefix=self.name)
+                self._pool = named_executor(self.name, max(1, self.most_threads - 1))
             return self._pool

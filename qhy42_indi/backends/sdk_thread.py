@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from qhy42_indi.backends.base import BackendError, CameraBusy, CameraGone
+from qhy42_indi.thread_names import name_this_thread
 
 log = logging.getLogger(__name__)
 
@@ -285,6 +286,7 @@ class SdkThread:
     # ---- the thread
 
     def _serve(self) -> None:
+        name_this_thread()
         while (job := self._take()) is not None:
             try:
                 value = job.function(*job.args)

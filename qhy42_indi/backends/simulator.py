@@ -84,6 +84,7 @@ from qhy42_indi.backends.sim_timing import (
 )
 from qhy42_indi.backends.thermal import ThermalEnvironment, ThermalModel
 from qhy42_indi.tasks import cancel_and_wait
+from qhy42_indi.thread_names import named_executor
 
 COOLER_TARGET_RANGE = ValueRange(-45.0, 20.0, 0.1)  # MIT GUI clamp for the QHY42PRO (ref 1.9)
 # EZCAP waits this long between SetQHYCCDBurstIDLE and the release (ref 1.10); camera time.
@@ -213,7 +214,7 @@ class SimulatorBackend(CameraBackend, SimulatorControls):
             raise CameraGone(f"{self._camera_id} is not connected")
         if self.is_open:
             return
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qhy42-sim")
+        executor = named_executor("qhy42-sim", 1)
         loop = asyncio.get_running_loop()
         self._renderer = await loop.run_in_executor(
             executor, FrameRenderer, self._camera_id, self.options.seed
