@@ -23,6 +23,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -71,6 +72,7 @@ CPP_DEVICE: Final = "CCD Simulator"
 OURS_DEVICE: Final = "QHY CCD QHY42PRO-SIM01"
 SAMPLE_S: Final = 0.05
 TREE_REFRESH_S: Final = 1.0
+THREAD_SHOWN_MS: Final = 0.1  # per frame: threads below this are left out of the breakdown
 START_TIMEOUT_S: Final = 20.0
 STOP_TIMEOUT_S: Final = 5.0
 LISTENER_GRACE_S: Final = 5.0  # for listeners to take in the last frame
@@ -146,6 +148,24 @@ def cpu_ms_by_name(pids: Sequence[int], names: Mapping[int, str]) -> dict[str, f
         if stat is not None:
             name = names.get(pid, str(pid))
             out[name] = out.get(name, 0.0) + stat.cpu_ticks * 1000 / CLOCK_TICKS
+    return out
+
+
+def thread_cpu_ms(pids: Sequence[int], names: Mapping[int, str]) -> dict[str, float]:
+    """CPU ms of the live threads of pids by thread name (schedstat, nanoseconds): a
+    process's main thread under the process's name, the others under their kernel names
+    without the pool's `_<n>` (the daemon names its threads: qhy42-sim, qhy42-work, ...)."""
+    out: dict[str, float] = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for task in os.scandir(f"/proc/{pid}/task"):
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    ns = int(Path(task.path, "schedstat").read_text().split()[0])
+                    if int(task.name) == pid:
+                        name = names.get(pid, str(pid))
+                    else:
+                        name = re.sub(r"_\d+$", "", Path(task.path, "comm").read_text().strip())
+                    out[name] = out.get(name, 0.0) + ns / 1e6
     return out
 
 
@@ -403,6 +423,11 @@ class Sampler(threading.Thread):
             pids = list(self.pids)
         return cpu_ms_threads(pids)
 
+    def cpu_ms_by_thread(self) -> dict[str, float]:
+        with self._lock:
+            pids, names = list(self.pids), dict(self.names)
+        return thread_cpu_ms(pids, names)
+
     def rss_now(self) -> dict[str, int]:
         with self._lock:
             return dict(self.last_kib)
@@ -569,11 +594,14 @@ async def run_once(spec: SideSpec, scenario: Scenario, opts: Options) -> RunResu
                 sampler.watch_connection(server.port, stalled.getsockname()[1])
                 await asyncio.sleep(0.3)  # its getProperties and enableBLOB are taken in
             marks: dict[str, dict[str, float]] = {}
-            record = await client.expose(EXPOSURE_S, frames, warmup=1, budget_s=opts.budget_s,
-                                         on_started=lambda: marks.update(cpu=live.cpu_ms()))
+            record = await client.expose(
+                EXPOSURE_S, frames, warmup=1, budget_s=opts.budget_s,
+                on_started=lambda: marks.update(cpu=live.cpu_ms(),
+                                                threads=live.cpu_ms_by_thread()))
             listener_records = [await listener.finish(LISTENER_GRACE_S)
                                 for listener in listeners]
             cpu_end = sampler.cpu_ms()
+            threads_end = sampler.cpu_ms_by_thread()
             sampler.stop()
             _commander_figures(figures, record)
             if record.error is not None and not record.frames:
@@ -584,6 +612,12 @@ async def run_once(spec: SideSpec, scenario: Scenario, opts: Options) -> RunResu
                           for name in cpu_end}
             figures["cpu_ms_per_frame"] = sum(by_process.values())
             figures["cpu_ms_per_frame_by_process"] = by_process
+            threads_start = marks.get("threads", {})
+            by_thread = {name: (ms - threads_start.get(name, 0.0)) / timed
+                         for name, ms in threads_end.items()}
+            figures["cpu_ms_per_frame_by_thread"] = dict(sorted(
+                ((name, ms) for name, ms in by_thread.items() if ms >= THREAD_SHOWN_MS),
+                key=lambda item: -item[1]))
             figures["rss_peak_mib"] = sampler.peak_total_kib / 1024
             figures["rss_peak_mib_by_process"] = _mib(sampler.peak_kib)
             figures["rss_samples"] = sampler.samples
@@ -663,8 +697,8 @@ def _stall_figures(figures: dict[str, Any], record: ClientRecord, sampler: Sampl
 MEDIAN_FIGURES: Final = ("fps", "mb_per_s", "mb_per_s_all_clients", "latency_median_ms",
                          "latency_p95_ms", "cpu_ms_per_frame", "rss_peak_mib", "rss_idle_mib",
                          "idle_cpu_ms_per_s", "blob_bytes")
-MEDIAN_BREAKDOWNS: Final = ("cpu_ms_per_frame_by_process", "rss_peak_mib_by_process",
-                            "rss_idle_mib_by_process")
+MEDIAN_BREAKDOWNS: Final = ("cpu_ms_per_frame_by_process", "cpu_ms_per_frame_by_thread",
+                            "rss_peak_mib_by_process", "rss_idle_mib_by_process")
 
 
 def median_figures(runs: Sequence[RunResult]) -> dict[str, Any]:
@@ -826,6 +860,10 @@ def table_rows(scenarios: Sequence[Scenario], results: Mapping[str, Mapping[Side
             rows.append([f"  {label}", _side_cell(cpp, figure), _side_cell(ours, figure),
                          _ratio(cpp.median.get(figure.key), ours.median.get(figure.key),
                                 figure.higher_is_better), _better(figure.higher_is_better)])
+        threads = ours.median.get("cpu_ms_per_frame_by_thread") if ours.status == "ok" else None
+        if threads:
+            rows.append([f"  ours, server CPU per frame by thread, ms: {thread_text(threads)}",
+                         "", "", "", ""])
         if scenario.listeners:
             figure = Figure("decoded MB/s, all clients together", "mb_per_s_all_clients", True)
             rows.append([f"  {figure.label}", _side_cell(cpp, figure), _side_cell(ours, figure),
@@ -837,6 +875,12 @@ def table_rows(scenarios: Sequence[Scenario], results: Mapping[str, Mapping[Side
         if scenario.stalled:
             rows += _stall_rows(cpp, ours, baseline)
     return rows
+
+
+def thread_text(threads: Mapping[str, float]) -> str:
+    """"qhy42-indi 9.8, qhy42-sim 6.9, ...": costliest first (qhy42-indi is the event loop)."""
+    return ", ".join(f"{name} {ms:.1f}" for name, ms in
+                     sorted(threads.items(), key=lambda item: -item[1]))
 
 
 def _side_cell(outcome: SideOutcome, figure: Figure) -> str:

@@ -23,7 +23,7 @@ import pytest
 from bench import ping
 from bench.client import BlobClient, ClientRecord
 from bench.run import HOST, REPO, SIDE_SPECS, Options, ServerProcess, run_once
-from bench.scenarios import EXPOSURE_S, Scenario, cpp_settings
+from bench.scenarios import EXPOSURE_S, READ_MODE_STD, Scenario, cpp_settings, ours_settings
 
 needs_cpp = pytest.mark.skipif(
     shutil.which("indiserver") is None or shutil.which("indi_simulator_ccd") is None,
@@ -102,9 +102,25 @@ async def test_one_runner_run_reports_every_figure() -> None:
     assert figures["frames"] == 2 and figures["every_client_got_every_frame"]
     assert figures["listeners"][0]["frames"] == 2
     assert set(figures["cpu_ms_per_frame_by_process"]) == {"indiserver", "indi_simulator_ccd"}
+    # each process's main thread under its own name
+    assert {"indiserver", "indi_simulator_ccd"} <= set(figures["cpu_ms_per_frame_by_thread"])
     assert figures["rss_peak_mib"] >= figures["rss_idle_mib"] > 0
     assert figures["idle_cpu_ms_per_s"] >= 0 and figures["cpu_ms_per_frame"] >= 0
     json.dumps(figures)
+
+
+async def test_a_run_of_our_daemon_breaks_its_cpu_down_by_thread() -> None:
+    scenario = Scenario("tiny", "tiny", 3, 3,
+                        {"ours": lambda: ours_settings(READ_MODE_STD, 512, 512)})
+    opts = Options(runs=1, quick=True, blob_mode="also", timeout_s=15, idle_s=0.2, budget_s=30)
+
+    result = await run_once(SIDE_SPECS["ours"], scenario, opts)
+
+    assert result.status == "ok", result.reason
+    threads = result.figures["cpu_ms_per_frame_by_thread"]
+    # the event loop under the daemon's name, the simulator's frames in their own thread
+    assert {"qhy42-indi", "qhy42-sim"} <= set(threads), threads
+    assert all(ms >= 0.1 for ms in threads.values())  # the idle ones are left out
 
 
 PING_ROW = re.compile(r"^(\w+): .* ours +(\d+) +([\d.]+) +([\d.]+) +([\d.]+) +(\d+)  (.*)$")

@@ -30,6 +30,18 @@ def test_a_target_is_met_or_missed_by_its_ratio_and_names_the_costly_stages() ->
     assert rows["hdrm: merged HDR frames/s"][1] == "n/a"
 
 
+def test_a_missed_target_shows_where_our_daemon_spent_the_frame() -> None:
+    threads = {"qhy42-work": 7.5, "qhy42-indi": 9.8, "qhy42-sim": 6.9, "fits-rice": 0.2,
+               "fits-memfd": 0.1}
+    figures = {"2k16": {"cpp": {"cpu_ms_per_frame": 30.0},
+                        "ours": {"cpu_ms_per_frame": 24.5, "cpu_ms_per_frame_by_thread": threads}}}
+    row = by_label(targets.rows(figures, STAGE_MS))[
+        "2k16: CPU per frame, C++/ours (a third of C++: 3.0)"]
+    assert row[2] == "MISSED"
+    assert row[3].endswith("; in the daemon, ms per frame: qhy42-indi 9.8, qhy42-work 7.5, "
+                           "qhy42-sim 6.9, fits-rice 0.2")  # costliest four
+
+
 def test_the_shared_memory_target_compares_our_two_paths() -> None:
     figures = {"2k16": {"ours": {"fps": 20.0}}, "shm": {"ours": {"fps": 41.0}}}
     row = by_label(targets.rows(figures, STAGE_MS))[
