@@ -2,13 +2,16 @@
 
 A plain FITS is written into one of these (camera/delivery.py); when a local client takes the
 frame, server/local.py seals the buffer's memfd against writing and resizing and passes the
-descriptor, with no copy. A sealed buffer is never used again (our mapping of it stays
-writable, which the kernel allows with F_SEAL_FUTURE_WRITE, but nothing writes through it
-once it was handed on); one that no local client took is reused, like any pooled buffer,
-once nothing refers to it. The memfd of the next frame is allocated ahead, in a thread of its
-own, while the camera exposes (`prepare_spare`): allocating a frame's pages is not done
-between a frame and its clients. Where memfds cannot be sealed so (not Linux, or before 5.1)
-the buffers are bytearrays, and local clients get a sealed copy.
+descriptor, with no copy: a read-only descriptor of its own (`reader`), never ours. Our mapping
+stays writable (the kernel allows that with F_SEAL_FUTURE_WRITE), so a sealed buffer is
+written again only once no other process has the file open or mapped: the kernel says so by
+granting a write lease on our own read-only descriptor (`shared_elsewhere`), which it refuses
+while any other open of the file lives, a client's mapping included. Until then it is not
+touched; a buffer that no local client took is reused, like any pooled buffer, once nothing
+here refers to it. When no sealed buffer has come back, the next frame's memfd is allocated
+ahead, in a thread of its own, while the camera exposes (`prepare_spare`): allocating a
+frame's pages is not done between a frame and its clients. Where memfds cannot be sealed so
+(not Linux, or before 5.1) the buffers are bytearrays, and local clients get a sealed copy.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import fcntl
 import logging
 import mmap
 import os
+import signal
 import sys
 import threading
 import weakref
@@ -60,6 +64,7 @@ class MemfdBuffer(mmap.mmap):
     """A shared, writable mapping of a whole memfd, its pages present from the start."""
 
     fd: int
+    _probe: int | None  # our read-only open of the file, for the lease test; None: none made
     _sealed: bool
     _seal_lock: threading.Lock
     _on_sealed: weakref.WeakMethod[Callable[[int], None]] | None  # its pool's note
@@ -82,10 +87,16 @@ class MemfdBuffer(mmap.mmap):
             os.close(fd)
             raise
         buffer.fd = fd
+        buffer._probe = _read_only_open(fd)
+        if buffer._probe is not None:
+            # A lease break would signal us with SIGIO, whose default ends the process: make
+            # it a signal that is ignored unless handled.
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(buffer._probe, F_SETSIG, signal.SIGURG)
         buffer._sealed = False
         buffer._seal_lock = threading.Lock()
         buffer._on_sealed = None
-        weakref.finalize(buffer, _close, fd)
+        weakref.finalize(buffer, _close, fd, buffer._probe)
         return buffer
 
     @property
@@ -104,6 +115,42 @@ class MemfdBuffer(mmap.mmap):
                 if note_sealed is not None:
                     note_sealed(len(self))
         return self.fd
+
+    def reader(self) -> int:
+        """A new read-only descriptor of the file, for a client (the caller closes it). Its
+        own open, so `shared_elsewhere` sees it while it or a mapping made through it lives.
+        Where /proc cannot reopen it, a duplicate of ours, and the buffer is never written
+        again."""
+        fd = _read_only_open(self.fd)
+        if fd is None:
+            self._probe = None  # a client holding our own open cannot be seen: not reused
+            return os.dup(self.fd)
+        return fd
+
+    def shared_elsewhere(self) -> bool:
+        """Whether anything but this object may still have the file open or mapped. The
+        kernel grants a write lease on a read-only open only while it is the file's only
+        one (and nothing has it open for writing); taken, the lease is let go at once.
+        True when that cannot be asked."""
+        probe = self._probe
+        if probe is None:
+            return True
+        try:
+            fcntl.fcntl(probe, fcntl.F_SETLEASE, fcntl.F_WRLCK)
+        except OSError:
+            return True
+        fcntl.fcntl(probe, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        return False
+
+
+F_SETSIG = getattr(fcntl, "F_SETSIG", 10)
+
+
+def _read_only_open(fd: int) -> int | None:
+    try:
+        return os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
 
 
 def _populate(buffer: mmap.mmap, fd: int) -> None:
@@ -130,21 +177,23 @@ MADV_POPULATE_WRITE = 23  # Linux 5.14
 _madvise = _libc_madvise()
 
 
-def _close(fd: int) -> None:
-    with contextlib.suppress(OSError):
-        os.close(fd)
+def _close(*fds: int | None) -> None:
+    for fd in fds:
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 class FitsBuffers:
     """Buffers of a given size for plain FITS files (`source(size)`), each used again once
-    nothing refers to it and it was not sealed. Thread-safe: the encodes of several cameras
-    run in parallel threads."""
+    nothing refers to it and, if it was sealed for a client, nobody else has it open or
+    mapped. Thread-safe: the encodes of several cameras run in parallel threads."""
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY, *, memfd: bool = HAVE_MEMFD) -> None:
         self._capacity = capacity
         self._memfd = memfd
         self._lock = threading.Lock()
-        # Pooled as buffer_pool.py's BufferPool pools, but a sealed buffer is retired.
+        # Pooled as buffer_pool.py's BufferPool pools, a sealed buffer only once it is back.
         self._buffers: list[MemfdBuffer | bytearray] = []
         self._spare: MemfdBuffer | None = None
         self._preparing = False
@@ -159,15 +208,19 @@ class FitsBuffers:
 
     def _take(self, size: int) -> MemfdBuffer | bytearray:
         with self._lock:
-            room: int | None = None
-            for index in unheld(self._buffers):
-                if len(self._buffers[index]) == size and not _is_sealed(self._buffers[index]):
+            free = unheld(self._buffers)
+            for index in free:
+                if len(self._buffers[index]) == size and _writable_again(self._buffers[index]):
                     return self._buffers[index]
-                room = index
             spare, self._spare = self._spare, None
             retired: list[MemfdBuffer | bytearray] = []
-            if room is not None:  # out of the pool now: nobody else can take it
-                retired.append(self._buffers.pop(room))
+            # Room for the new one: one of another size nobody holds, else, in a full pool,
+            # the oldest nobody here holds (a sealed one a client still maps may come back
+            # until then; the client keeps its pages either way). Out of the pool now:
+            # nobody else can take it.
+            other_size = [index for index in free if len(self._buffers[index]) != size]
+            if other_size or (free and len(self._buffers) >= self._capacity):
+                retired.append(self._buffers.pop((other_size or free)[0]))
         # Made outside the lock: the loop takes it too (prepare_spare), and this can take ms.
         fresh = self._fresh(size, spare)
         with self._lock:
@@ -195,15 +248,19 @@ class FitsBuffers:
         self._successor_size = size
 
     def prepare_spare(self) -> None:
-        """If a buffer was sealed since, make its successor now, in the background. Called
-        while the camera exposes: allocating a frame's pages (milliseconds of the kernel's
-        time) then competes with nothing that a client waits for."""
+        """If a buffer was sealed since and none of that size has come back, make its
+        successor now, in the background. Called while the camera exposes: allocating a
+        frame's pages (milliseconds of the kernel's time) then competes with nothing that a
+        client waits for."""
         with self._lock:
             size = self._successor_size
             if size is None or self._preparing or self._spare is not None:
                 return
-            self._preparing = True
             self._successor_size = None
+            if any(len(self._buffers[index]) == size and _writable_again(self._buffers[index])
+                   for index in unheld(self._buffers)):
+                return  # a client let go of one: the next frame goes there
+            self._preparing = True
         self._background().submit(self._prepare, size)
 
     def _background(self) -> concurrent.futures.ThreadPoolExecutor:
@@ -231,8 +288,9 @@ def _release(buffers: list[MemfdBuffer | bytearray]) -> None:
     buffers.clear()
 
 
-def _is_sealed(buffer: MemfdBuffer | bytearray) -> bool:
-    return isinstance(buffer, MemfdBuffer) and buffer.sealed
+def _writable_again(buffer: MemfdBuffer | bytearray) -> bool:
+    """Not sealed, or sealed and no longer open or mapped anywhere else."""
+    return not (isinstance(buffer, MemfdBuffer) and buffer.sealed and buffer.shared_elsewhere())
 
 
 def memfd_of(payload: object) -> MemfdBuffer | None:

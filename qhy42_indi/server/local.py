@@ -84,10 +84,12 @@ class SharedBuffers:
 def _sealed_memfd(payload: bytes | memoryview) -> int:
     built = memfd_of(payload)
     if built is not None:
-        # The FITS was built in a memfd (memfd_buffers.py): sealed, it goes as it is. This
-        # may run on the loop (_attaches_as_is), so a failure is not met with a copy here:
-        # the connection sends that frame as base64 instead.
-        return os.dup(built.seal())
+        # The FITS was built in a memfd (memfd_buffers.py): sealed, it goes as it is, through
+        # a read-only open of its own (the pool sees when every client has let go of it).
+        # This may run on the loop (_attaches_as_is), so a failure is not met with a copy
+        # here: the connection sends that frame as base64 instead.
+        built.seal()
+        return built.reader()
     fd = os.memfd_create("indi-blob", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
     try:
         view = memoryview(payload).cast("B")

@@ -7,6 +7,7 @@ does. Frames are published straight onto a hub; tests/interop has the real clien
 
 from __future__ import annotations
 
+import array
 import asyncio
 import base64
 import fcntl
@@ -14,6 +15,7 @@ import logging
 import mmap
 import os
 import re
+import socket
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
@@ -81,14 +83,25 @@ async def connected(path: str, mode: str = "Also") -> LocalClient:
 
 
 def assert_sealed_for_clients(fd: int, write_seal: int) -> None:
-    """No client can change what the others read: not written, resized or mapped writable."""
+    """No client can change what the others read: not written, resized or mapped writable,
+    through the descriptor it got or through the file reopened for writing."""
     seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
     for seal in (write_seal, fcntl.F_SEAL_SHRINK, fcntl.F_SEAL_GROW, fcntl.F_SEAL_SEAL):
         assert seals & seal
-    with pytest.raises(PermissionError):
+    with pytest.raises(OSError):
         os.pwrite(fd, b"X", 0)
     with pytest.raises(PermissionError):
         mmap.mmap(fd, len(FRAME), mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    reopened = os.open(f"/proc/self/fd/{fd}", os.O_RDWR)
+    try:
+        with pytest.raises(PermissionError):
+            os.pwrite(reopened, b"X", 0)
+        with pytest.raises(PermissionError):
+            mmap.mmap(reopened, len(FRAME), mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        with pytest.raises(PermissionError):
+            os.ftruncate(reopened, 1)
+    finally:
+        os.close(reopened)
 
 
 async def test_a_local_client_gets_the_frame_as_a_sealed_memfd(served: Hub, path: str) -> None:
@@ -389,7 +402,7 @@ async def test_a_fits_built_in_a_memfd_goes_as_that_memfd_sealed(served: Hub, pa
         client.close()
 
 
-def test_a_sealed_buffer_is_never_used_again_and_an_unsealed_one_is() -> None:
+def test_a_sealed_buffer_is_written_again_only_once_no_client_holds_it() -> None:
     source = FitsBuffers()
     kept = memfd_frame(source)
     first_id = id(kept)
@@ -397,9 +410,51 @@ def test_a_sealed_buffer_is_never_used_again_and_an_unsealed_one_is() -> None:
     kept = source(len(FRAME))
     assert id(kept) == first_id  # nobody held it: reused
     assert isinstance(kept, MemfdBuffer)
-    fd = os.dup(kept.seal())  # a local client took it
+    kept.seal()  # a local client takes it: its own read-only open, then a mapping
+    fd = kept.reader()
+    view = mmap.mmap(fd, len(FRAME), mmap.MAP_SHARED, mmap.PROT_READ)
+    os.close(fd)  # as libindi does once it has mapped it
+    assert kept.shared_elsewhere()
     del kept
     later = memfd_frame(source, bytes(len(FRAME)))
-    assert not (isinstance(later, MemfdBuffer) and later.sealed)
-    assert mapped(fd, len(FRAME)) == FRAME  # what the client got never changes
-    os.close(fd)
+    assert id(later) != first_id  # still mapped by the client: not touched
+    assert view[:] == FRAME  # what the client got never changes
+    view.close()
+    again = source(len(FRAME))  # `later` is held: the sealed one is the free one
+    assert id(again) == first_id and isinstance(again, MemfdBuffer) and again.sealed
+    assert not again.shared_elsewhere()
+
+
+def test_a_sealed_buffer_held_by_another_process_is_not_touched_until_it_lets_go() -> None:
+    source = FitsBuffers()
+    built = memfd_frame(source)
+    assert isinstance(built, MemfdBuffer)
+    built.seal()
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    child = os.fork()
+    if child == 0:  # the client: maps what it is sent, holds it until told, then lets go
+        try:
+            ours.close()
+            _, ancillary, _, _ = theirs.recvmsg(1, socket.CMSG_SPACE(4))
+            [received] = array.array("i", ancillary[0][2][:4])
+            held = mmap.mmap(received, len(FRAME), mmap.MAP_SHARED, mmap.PROT_READ)
+            os.close(received)
+            theirs.sendall(b"m")
+            theirs.recv(1)
+            held.close()
+            theirs.sendall(b"d")
+        finally:
+            os._exit(0)
+    theirs.close()
+    try:
+        fd = built.reader()
+        ours.sendmsg([b"f"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+        os.close(fd)
+        assert ours.recv(1) == b"m"
+        assert built.shared_elsewhere()  # mapped in the other process
+        ours.sendall(b"g")
+        assert ours.recv(1) == b"d"
+        assert not built.shared_elsewhere()  # unmapped there, closed here: ours again
+    finally:
+        ours.close()
+        os.waitpid(child, 0)
