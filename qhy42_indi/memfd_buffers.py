@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 # Linux 5.1: no write() and no new writable mapping; ours, made before, stays.
 F_SEAL_FUTURE_WRITE = getattr(fcntl, "F_SEAL_FUTURE_WRITE", 0x0010)
 SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | F_SEAL_FUTURE_WRITE
+F_SETSIG = getattr(fcntl, "F_SETSIG", 10)  # the signal a lease break sends (Linux)
 
 
 def _can_seal_in_place() -> bool:
@@ -141,9 +142,6 @@ class MemfdBuffer(mmap.mmap):
             return True
         fcntl.fcntl(probe, fcntl.F_SETLEASE, fcntl.F_UNLCK)
         return False
-
-
-F_SETSIG = getattr(fcntl, "F_SETSIG", 10)
 
 
 def _read_only_open(fd: int) -> int | None:
