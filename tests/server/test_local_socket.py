@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from qhy42_indi import cli
+from qhy42_indi import cli, memfd_buffers
 from qhy42_indi.config import Config, ConfigError, validate
 from qhy42_indi.indi import encoder
 from qhy42_indi.indi.messages import BlobElement, PropertyState, SetVector, VectorKind
@@ -458,3 +458,26 @@ def test_a_sealed_buffer_held_by_another_process_is_not_touched_until_it_lets_go
     finally:
         ours.close()
         os.waitpid(child, 0)
+
+
+def test_where_the_file_cannot_be_reopened_a_sealed_buffer_is_never_written_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No /proc (or no descriptor left): the client gets a duplicate of our own open, which
+    the lease test cannot see, so the buffer is retired as before rather than guessed free."""
+    source = FitsBuffers()
+    built = memfd_frame(source)
+    assert isinstance(built, MemfdBuffer)
+    first_id = id(built)
+    built.seal()
+    monkeypatch.setattr(memfd_buffers, "_read_only_open", lambda fd: None)
+    fd = built.reader()
+    assert os.path.samestat(os.fstat(fd), os.fstat(built.fd))
+    assert built.shared_elsewhere()  # whatever the client does with it
+    del built
+    later = memfd_frame(source, bytes(len(FRAME)))
+    assert id(later) != first_id
+    assert mapped(fd, len(FRAME)) == FRAME
+    os.close(fd)
+    again = source(len(FRAME))  # the client let go, but that cannot be seen: still not reused
+    assert id(again) != first_id
