@@ -615,9 +615,8 @@ async def run_once(spec: SideSpec, scenario: Scenario, opts: Options) -> RunResu
             threads_start = marks.get("threads", {})
             by_thread = {name: (ms - threads_start.get(name, 0.0)) / timed
                          for name, ms in threads_end.items()}
-            figures["cpu_ms_per_frame_by_thread"] = dict(sorted(
-                ((name, ms) for name, ms in by_thread.items() if ms >= THREAD_SHOWN_MS),
-                key=lambda item: -item[1]))
+            figures["cpu_ms_per_frame_by_thread"] = {
+                name: ms for name, ms in by_thread.items() if ms >= THREAD_SHOWN_MS}
             figures["rss_peak_mib"] = sampler.peak_total_kib / 1024
             figures["rss_peak_mib_by_process"] = _mib(sampler.peak_kib)
             figures["rss_samples"] = sampler.samples
@@ -862,7 +861,8 @@ def table_rows(scenarios: Sequence[Scenario], results: Mapping[str, Mapping[Side
                                 figure.higher_is_better), _better(figure.higher_is_better)])
         threads = ours.median.get("cpu_ms_per_frame_by_thread") if ours.status == "ok" else None
         if threads:
-            rows.append([f"  ours, server CPU per frame by thread, ms: {thread_text(threads)}",
+            rows.append(["  ours, server CPU per frame by thread, ms: "
+                         f"{targets.thread_text(threads)}",
                          "", "", "", ""])
         if scenario.listeners:
             figure = Figure("decoded MB/s, all clients together", "mb_per_s_all_clients", True)
@@ -875,12 +875,6 @@ def table_rows(scenarios: Sequence[Scenario], results: Mapping[str, Mapping[Side
         if scenario.stalled:
             rows += _stall_rows(cpp, ours, baseline)
     return rows
-
-
-def thread_text(threads: Mapping[str, float]) -> str:
-    """"qhy42-indi 9.8, qhy42-sim 6.9, ...": costliest first (qhy42-indi is the event loop)."""
-    return ", ".join(f"{name} {ms:.1f}" for name, ms in
-                     sorted(threads.items(), key=lambda item: -item[1]))
 
 
 def _side_cell(outcome: SideOutcome, figure: Figure) -> str:

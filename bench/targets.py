@@ -67,6 +67,13 @@ TARGETS: Final[tuple[Target, ...]] = (
 )
 
 
+def thread_text(threads: Mapping[str, float], most: int | None = None) -> str:
+    """"qhy42-indi 9.8, qhy42-sim 6.9, ...": costliest first (qhy42-indi is the event loop),
+    the `most` costliest if given."""
+    costliest = sorted(threads.items(), key=lambda item: -item[1])[:most]
+    return ", ".join(f"{name} {ms:.1f}" for name, ms in costliest)
+
+
 def rows(figures: Figures, stage_cpu_ms: Mapping[str, float]) -> list[list[str]]:
     """[target, figure, met, costliest stages] for each target the run has figures for."""
     out = []
@@ -82,9 +89,7 @@ def rows(figures: Figures, stage_cpu_ms: Mapping[str, float]) -> list[list[str]]
         threads = figures.get(target.scenario, {}).get("ours", {}).get(
             "cpu_ms_per_frame_by_thread")
         if threads:
-            top = sorted(threads.items(), key=lambda item: -item[1])[:4]
-            where += "; in the daemon, ms per frame: " + ", ".join(
-                f"{name} {ms:.1f}" for name, ms in top)
+            where += f"; in the daemon, ms per frame: {thread_text(threads, 4)}"
         goal = f"{'<' if target.below else '>='} {target.goal:g}{target.unit}"
         out.append([target.label, f"{value:.2f}{target.unit} ({goal})",
                     "met" if met else "MISSED", "" if met else f"costliest stages, ms: {where}"])

@@ -207,9 +207,9 @@ class FitsBuffers:
     def _take(self, size: int) -> MemfdBuffer | bytearray:
         with self._lock:
             free = unheld(self._buffers)
-            for index in free:
-                if len(self._buffers[index]) == size and _writable_again(self._buffers[index]):
-                    return self._buffers[index]
+            index = self._writable_index(free, size)
+            if index is not None:
+                return self._buffers[index]
             spare, self._spare = self._spare, None
             retired: list[MemfdBuffer | bytearray] = []
             # Room for the new one: one of another size nobody holds, else, in a full pool,
@@ -228,6 +228,13 @@ class FitsBuffers:
             # Unmapping a frame and freeing its pages takes a millisecond: not in the encode.
             self._background().submit(_release, retired)
         return fresh
+
+    def _writable_index(self, free: list[int], size: int) -> int | None:
+        """The first of the unheld buffers `free` that has `size` and may be written."""
+        for index in free:
+            if len(self._buffers[index]) == size and _writable_again(self._buffers[index]):
+                return index
+        return None
 
     def _fresh(self, size: int, spare: MemfdBuffer | None) -> MemfdBuffer | bytearray:
         if not self._memfd:
@@ -255,8 +262,7 @@ class FitsBuffers:
             if size is None or self._preparing or self._spare is not None:
                 return
             self._successor_size = None
-            if any(len(self._buffers[index]) == size and _writable_again(self._buffers[index])
-                   for index in unheld(self._buffers)):
+            if self._writable_index(unheld(self._buffers), size) is not None:
                 return  # a client let go of one: the next frame goes there
             self._preparing = True
         self._background().submit(self._prepare, size)

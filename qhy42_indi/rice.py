@@ -80,6 +80,8 @@ def encode_tiles(frame: NDArray[Any], tile_rows: int, block_pixels: int) -> list
     is used again once none of them is held."""
     if frame.dtype.kind != "u" or frame.dtype.itemsize not in _FORMATS or frame.ndim != 2:
         raise ValueError(f"RICE_1 takes 2-D 8- or 16-bit unsigned frames, not {frame.dtype}")
+    if numba is None:
+        raise RuntimeError("RICE_1 here needs numba; cfitsio's coder is the fallback")
     fmt = _FORMATS[frame.dtype.itemsize]
     rows, columns = frame.shape
     native = np.uint16 if frame.dtype.itemsize == 2 else np.uint8
@@ -92,10 +94,8 @@ def encode_tiles(frame: NDArray[Any], tile_rows: int, block_pixels: int) -> list
     words = _words(worst_bits // 32 + 2 * tile_count + 2)
     starts = np.empty(tile_count, np.int64)
     ends = np.empty(tile_count, np.int64)
-    if numba is None:
-        raise RuntimeError("RICE_1 here needs numba; cfitsio's coder is the fallback")
     _encode(pixels, tile_pixels, block_pixels, fmt.fsbits, fmt.fsmax, fmt.bbits,
-              fmt.first_bias, words, starts, ends)
+            fmt.first_bias, words, starts, ends)
     stream = memoryview(words.view(np.uint8))  # type: ignore[arg-type]
     return [stream[start:end] for start, end in zip(starts.tolist(), ends.tolist(), strict=True)]
 

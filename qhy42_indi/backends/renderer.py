@@ -455,13 +455,12 @@ class FrameRenderer:
                     # near full well: the clipped charge image, then read noise
                     np.multiply(charge[:, columns], term.charge_scale, out=y)
                     self._add_scaled(y, z_read[rows, columns], term.read_slope)
-                elif len(plan.parts) == 1:
-                    # one channel: charge and read noise in one draw
-                    np.multiply(z_charge_rows[:, columns], _rows(term.shot_slope, rows), out=y)
                 else:
-                    # HDR: the shot noise is common to both channels, read noise is not
+                    # one channel: charge and read noise in one draw; HDR: the shot noise is
+                    # common to both channels, read noise is not
                     np.multiply(z_charge_rows[:, columns], _rows(term.shot_slope, rows), out=y)
-                    self._add_scaled(y, z_read[rows, columns], term.read_slope)
+                    if len(plan.parts) > 1:
+                        self._add_scaled(y, z_read[rows, columns], term.read_slope)
                 target = out[frame_rows, part.out_start : part.out_stop]
                 np.add(y, _rows(term.level, rows), out=y)
                 if not term.in_range:

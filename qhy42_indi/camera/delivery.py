@@ -5,11 +5,11 @@ through the hub, to every connection (as shared memory to local clients; as base
 by the server and only if such a client wants the frame, to the others). The header's cards
 are made in the same worker call: each hand-off between the loop and a thread costs a wake-up.
 A plain FITS is written into a frame-sized buffer in a memfd (memfd_buffers.py), which local
-clients are given as it is; it is used again once nothing refers to it any more, unless a
-local client took it: the FITS of a frame is never changed while a client, a save or the
-frame tap still holds it. Local saves are atomic (upload.py). The order on the wire is libindi's:
-CCD_FILE_PATH (Local/Both), then the CCD1 BLOB (Client/Both); the caller then reports
-CCD_EXPOSURE Ok.
+clients are given as it is; it is used again once nothing here refers to it any more and no
+local client has it open or mapped: the FITS of a frame is never changed while a client, a
+save or the frame tap still holds it. Local saves are atomic (upload.py). The order on the
+wire is libindi's: CCD_FILE_PATH (Local/Both), then the CCD1 BLOB (Client/Both); the caller
+then reports CCD_EXPOSURE Ok.
 """
 
 from __future__ import annotations
@@ -50,13 +50,13 @@ def _cards_and_fits(
 
 
 # Plain FITS files go into memfd-backed buffers (memfd_buffers.py): local clients get them
-# with no copy; a buffer is used again once nothing refers to it, if no local client took it.
+# with no copy; a buffer is used again once nothing refers to it and no client maps it.
 PLAIN_FITS_BUFFERS = FitsBuffers()
 
 
 def prepare_fits_buffer() -> None:
-    """Make the next frame's FITS buffer ahead if it needs a new one (a local client took the
-    last); returns at once."""
+    """Make the next frame's FITS buffer ahead if it needs a new one (local clients still hold
+    the last); returns at once."""
     PLAIN_FITS_BUFFERS.prepare_spare()
 
 
